@@ -1,0 +1,25 @@
+"""Seeded, deterministic datasets: toy regression, ANODE spheres, FFJORD's 2-D toy
+densities, scikit-learn's 8x8 digits and a loader for user-supplied MNIST files.
+
+Nothing here downloads anything, and nothing here imports the rest of `odezoo`.
+"""
+
+from ._cubic import cubic as cubic
+from ._digits import digits as digits
+from ._mnist import load_mnist as load_mnist
+from ._spheres import concentric_spheres as concentric_spheres
+from ._toy2d import TOY2D_NAMES as TOY2D_NAMES
+from ._toy2d import TRUE_ENTROPY as TRUE_ENTROPY
+from ._toy2d import toy2d as toy2d
+from ._toy2d import toy2d_log_density as toy2d_log_density
+
+__all__ = [
+    "TOY2D_NAMES",
+    "TRUE_ENTROPY",
+    "concentric_spheres",
+    "cubic",
+    "digits",
+    "load_mnist",
+    "toy2d",
+    "toy2d_log_density",
+]
