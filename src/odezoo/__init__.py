@@ -1,0 +1,18 @@
+"""odezoo: a JAX model zoo for neural ordinary differential equations."""
+
+from . import nn as nn
+from ._adjoint import reversibility_error as reversibility_error
+from ._counting import EvaluationCount as EvaluationCount
+from ._counting import count_evaluations as count_evaluations
+from ._solver import Solver as Solver
+from ._solver import SolverError as SolverError
+from ._solver import SolveStats as SolveStats
+from ._solver import check_solution as check_solution
+from ._solver import solve as solve
+from .nn import CNF as CNF
+from .nn import MLP as MLP
+from .nn import Classifier as Classifier
+from .nn import ODENet as ODENet
+from .nn import ResNet as ResNet
+
+__version__ = "0.1.0"

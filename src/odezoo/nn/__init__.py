@@ -1,0 +1,13 @@
+"""Equinox modules: baselines, dynamics networks, ODE-Nets and CNFs."""
+
+from ._classifier import Classifier as Classifier
+from ._cnf import CNF as CNF
+from ._cnf import CNFField as CNFField
+from ._dynamics import ConcatMLP as ConcatMLP
+from ._dynamics import ConcatSquashLinear as ConcatSquashLinear
+from ._dynamics import ConcatSquashMLP as ConcatSquashMLP
+from ._dynamics import ConvDynamics as ConvDynamics
+from ._mlp import MLP as MLP
+from ._odenet import DynamicsField as DynamicsField
+from ._odenet import ODENet as ODENet
+from ._resnet import ResNet as ResNet

@@ -1,0 +1,223 @@
+"""Dynamics networks `f(t, y)`: the vector fields that ODE models integrate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+from ._mlp import init_linear
+
+
+class ConcatMLP(eqx.Module):
+    """An MLP on the state with time appended: `f(t, y) = MLP([y, t])`.
+
+    The seed chapter's `nn_dynamics` (layer sizes `[size + 1, width, size]`).
+
+    Arguments:
+
+    - `size`: state size (input and output of `f`).
+    - `width_size`: hidden width.
+    - `depth`: number of hidden layers.
+    - `activation`: hidden activation (default `tanh`).
+    - `init`, `init_scale`: as for [`MLP`][odezoo.MLP].
+    - `key`: a JAX PRNG key.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    f = odezoo.nn.ConcatMLP(2, width_size=32, key=jax.random.key(0))
+    dy = f(0.0, jax.numpy.zeros(2))
+    ```
+    """
+
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: Callable = eqx.field(static=True)
+
+    def __init__(
+        self,
+        size: int,
+        width_size: int = 20,
+        depth: int = 1,
+        *,
+        activation: Callable = jnp.tanh,
+        init: str = "default",
+        init_scale: float = 1.0,
+        key: PRNGKeyArray,
+    ):
+        sizes = [size + 1] + [width_size] * depth + [size]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(
+            init_linear(a, b, init=init, scale=init_scale, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation = activation
+
+    def __call__(self, t, y: Array) -> Array:
+        h = jnp.concatenate([y, jnp.reshape(jnp.asarray(t, y.dtype), (1,))])
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        return self.layers[-1](h)
+
+
+class ConcatSquashLinear(eqx.Module):
+    """FFJORD's time-conditioned layer: `Linear(x) * sigmoid(W_g t + b_g) + W_b t`.
+
+    Arguments:
+
+    - `in_size`, `out_size`: sizes.
+    - `key`: a JAX PRNG key.
+    """
+
+    linear: eqx.nn.Linear
+    gate: eqx.nn.Linear
+    shift: Array
+
+    def __init__(self, in_size: int, out_size: int, *, key: PRNGKeyArray):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.linear = eqx.nn.Linear(in_size, out_size, key=k1)
+        self.gate = eqx.nn.Linear(1, out_size, key=k2)
+        self.shift = jax.random.uniform(k3, (out_size,), minval=-1.0, maxval=1.0)
+
+    def __call__(self, t, x: Array) -> Array:
+        tt = jnp.reshape(jnp.asarray(t, x.dtype), (1,))
+        return self.linear(x) * jax.nn.sigmoid(self.gate(tt)) + self.shift * tt
+
+
+class ConcatSquashMLP(eqx.Module):
+    """A stack of [`ConcatSquashLinear`][odezoo.nn.ConcatSquashLinear] layers: FFJORD's
+    toy dynamics (hidden sizes 64-64-64, tanh).
+
+    Arguments:
+
+    - `size`: state size.
+    - `hidden`: hidden layer sizes, e.g. `(64, 64, 64)`.
+    - `activation`: hidden activation (default `tanh`).
+    - `key`: a JAX PRNG key.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    f = odezoo.nn.ConcatSquashMLP(2, (64, 64, 64), key=jax.random.key(0))
+    dz = f(0.5, jax.numpy.ones(2))
+    ```
+    """
+
+    layers: tuple[ConcatSquashLinear, ...]
+    activation: Callable = eqx.field(static=True)
+
+    def __init__(
+        self,
+        size: int,
+        hidden: tuple[int, ...] = (64, 64, 64),
+        *,
+        activation: Callable = jnp.tanh,
+        key: PRNGKeyArray,
+    ):
+        sizes = [size, *hidden, size]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(
+            ConcatSquashLinear(a, b, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation = activation
+
+    def __call__(self, t, z: Array) -> Array:
+        for layer in self.layers[:-1]:
+            z = self.activation(layer(t, z))
+        return self.layers[-1](t, z)
+
+
+class _Conv(eqx.Module):
+    """A 'same'-padded 2-D convolution written as shifted slices plus one matmul.
+
+    On CPU, XLA differentiates `lax.conv_general_dilated` inside a solver loop about 10x
+    slower than this im2col form (`../shared/REFERENCE.md`); both give the same result.
+    """
+
+    weight: Array  # (out, in, k, k)
+    bias: Array  # (out,)
+    kernel_size: int = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, key):
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
+        conv = eqx.nn.Conv2d(in_channels, out_channels, kernel_size, padding="SAME", key=key)
+        self.weight = conv.weight
+        self.bias = conv.bias.reshape(-1)
+        self.kernel_size = kernel_size
+
+    def __call__(self, x: Array) -> Array:
+        k = self.kernel_size
+        c, h, w = x.shape
+        p = k // 2
+        xp = jnp.pad(x, ((0, 0), (p, p), (p, p)))
+        patches = jnp.stack(
+            [xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)], axis=1
+        )  # (c, k*k, h, w)
+        cols = patches.reshape(c * k * k, h * w)
+        out = self.weight.reshape(self.weight.shape[0], -1) @ cols
+        return out.reshape(-1, h, w) + self.bias[:, None, None]
+
+
+class ConvDynamics(eqx.Module):
+    """Convolutional dynamics for image states `(C, H, W)`, with time as an extra channel.
+
+    `f(t, y) = conv(act(conv(act(conv([y, t])))))`-style: `depth` hidden convolutions of
+    `hidden_channels`, each fed the time channel, then a convolution back to `channels`.
+
+    Arguments:
+
+    - `channels`: state channels (input and output).
+    - `hidden_channels`: channels of the hidden convolutions.
+    - `kernel_size`: odd kernel size ('same' padding).
+    - `depth`: number of hidden convolutions.
+    - `activation`: hidden activation (default `tanh`).
+    - `key`: a JAX PRNG key.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    f = odezoo.nn.ConvDynamics(8, 16, key=jax.random.key(0))
+    dy = f(0.0, jax.numpy.zeros((8, 8, 8)))
+    ```
+    """
+
+    convs: tuple[_Conv, ...]
+    activation: Callable = eqx.field(static=True)
+
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int = 32,
+        kernel_size: int = 3,
+        depth: int = 1,
+        *,
+        activation: Callable = jnp.tanh,
+        key: PRNGKeyArray,
+    ):
+        sizes = [channels] + [hidden_channels] * depth + [channels]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.convs = tuple(
+            _Conv(a + 1, b, kernel_size, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation = activation
+
+    def __call__(self, t, y: Array) -> Array:
+        tt = jnp.broadcast_to(jnp.asarray(t, y.dtype), (1, *y.shape[1:]))
+        h = y
+        for i, conv in enumerate(self.convs):
+            h = conv(jnp.concatenate([h, tt], axis=0))
+            if i < len(self.convs) - 1:
+                h = self.activation(h)
+        return h

@@ -1,0 +1,101 @@
+"""Multilayer perceptron (the seed chapter's baseline and building block)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+from ._checks import check_input
+
+
+def init_linear(
+    in_size: int, out_size: int, *, init: str, scale: float, key: PRNGKeyArray
+) -> eqx.nn.Linear:
+    """An `eqx.nn.Linear`, with equinox's default init or N(0, 1) x `scale` (the seed's)."""
+    if init not in ("default", "normal"):
+        raise ValueError(f"unknown init {init!r}; choose 'default' or 'normal'")
+    wkey, bkey, lkey = jax.random.split(key, 3)
+    layer = eqx.nn.Linear(in_size, out_size, key=lkey)
+    if init == "normal":
+        weight = scale * jax.random.normal(wkey, (out_size, in_size))
+        bias = scale * jax.random.normal(bkey, (out_size,))
+        layer = eqx.tree_at(lambda lin: (lin.weight, lin.bias), layer, (weight, bias))
+    return layer
+
+
+class MLP(eqx.Module):
+    """A multilayer perceptron on vectors.
+
+    Arguments:
+
+    - `in_size`, `out_size`: input and output sizes.
+    - `width_size`: hidden width.
+    - `depth`: number of hidden layers (`depth=1` is the seed's `[in, width, out]`).
+    - `activation`: hidden activation (default `tanh`).
+    - `init`: `"default"` (equinox's) or `"normal"`: weights and biases N(0, 1) x
+      `init_scale`, as in the seed chapter.
+    - `init_scale`: the scale of `"normal"` init.
+    - `key`: a JAX PRNG key.
+
+    `__call__` takes one example of shape `(in_size,)`; `batch` takes `(B, in_size)`.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    mlp = odezoo.MLP(1, 1, width_size=20, depth=1, key=jax.random.key(0))
+    y = mlp.batch(jax.numpy.ones((10, 1)))   # (10, 1)
+    ```
+    """
+
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: Callable = eqx.field(static=True)
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        width_size: int = 20,
+        depth: int = 1,
+        *,
+        activation: Callable = jnp.tanh,
+        init: str = "default",
+        init_scale: float = 1.0,
+        key: PRNGKeyArray,
+    ):
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}")
+        sizes = [in_size] + [width_size] * depth + [out_size]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(
+            init_linear(a, b, init=init, scale=init_scale, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation = activation
+        self.in_size = in_size
+        self.out_size = out_size
+
+    def _forward(self, x: Array) -> Array:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    def __call__(self, x: Array) -> Array:
+        x = check_input(x, (self.in_size,), "MLP", batched=False)
+        return self._forward(x)
+
+    def apply(self, xs: Array, *, key: PRNGKeyArray | None = None):
+        """Batched forward pass: `(outputs, None)` (no solver statistics for an MLP)."""
+        xs = check_input(xs, (self.in_size,), "MLP", batched=True)
+        return jax.vmap(self._forward)(xs), None
+
+    def batch(self, xs: Array) -> Array:
+        """Outputs for a batch of shape `(B, in_size)`."""
+        return self.apply(xs)[0]
