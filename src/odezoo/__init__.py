@@ -1,5 +1,6 @@
 """odezoo: a JAX model zoo for neural ordinary differential equations."""
 
+from . import data as data
 from . import nn as nn
 from ._adjoint import reversibility_error as reversibility_error
 from ._counting import EvaluationCount as EvaluationCount

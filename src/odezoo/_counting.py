@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import equinox as eqx
 import jax
 
+
 @dataclasses.dataclass
 class EvaluationCount:
     """What [`count_evaluations`][odezoo.count_evaluations] counted.

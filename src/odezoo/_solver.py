@@ -128,7 +128,8 @@ class Solver(eqx.Module):
           (also supports forward-mode).
         - `"checked"`: backsolve whose reverse reconstruction of the initial state is
           checked first; when the error exceeds `check_threshold` the gradient is
-          computed by checkpointing instead. See [`reversibility_error`][odezoo.reversibility_error].
+          computed by checkpointing instead. See
+          [`reversibility_error`][odezoo.reversibility_error].
     - `checkpoints`: number of checkpoints for `"checkpoint"` (`None`: diffrax's choice,
       about `sqrt(2 * max_steps)`).
     - `seminorm`: for `"backsolve"` and `"checked"`, control the backward step size with
@@ -446,9 +447,7 @@ def solve(
     if kind == "checked":
         err = recon(y0)
         ok = err <= solver.check_threshold
-        ys, st = jax.lax.cond(
-            ok, lambda y: run("backsolve", y), lambda y: run("checkpoint", y), y0
-        )
+        ys, st = jax.lax.cond(ok, lambda y: run("backsolve", y), lambda y: run("checkpoint", y), y0)
         rev_err, fell_back = err, (~ok).astype(jnp.int32)
     else:
         ys, st = run(kind, y0)

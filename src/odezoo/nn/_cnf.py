@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._solver import SolveStats, Solver, check_solution, solve
+from .._solver import Solver, SolveStats, check_solution, solve
 from ._checks import check_input
 from ._dynamics import ConcatSquashMLP
 from ._odenet import _with_solver

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._solver import SolveStats, Solver, check_solution, solve
+from .._solver import Solver, SolveStats, check_solution, solve
 from ._checks import check_input
 from ._dynamics import ConcatMLP
 
@@ -106,8 +106,13 @@ class ODENet(eqx.Module):
                     "pass `dynamics=` (e.g. odezoo.nn.ConvDynamics)"
                 )
             dynamics = ConcatMLP(
-                state_size, width_size, depth, activation=activation, init=init,
-                init_scale=init_scale, key=dkey,
+                state_size,
+                width_size,
+                depth,
+                activation=activation,
+                init=init,
+                init_scale=init_scale,
+                key=dkey,
             )
         if out_size is not None and len(in_shape) != 1:
             raise ValueError("out_size (a linear head) needs vector states; use a Classifier")
@@ -142,7 +147,12 @@ class ODENet(eqx.Module):
 
     def _solve(self, y0, *, batched: bool, ts=None) -> tuple[Array, SolveStats]:
         ys, stats = solve(
-            self.solver, DynamicsField(self.dynamics), y0, t0=self.t0, t1=self.t1, ts=ts,
+            self.solver,
+            DynamicsField(self.dynamics),
+            y0,
+            t0=self.t0,
+            t1=self.t1,
+            ts=ts,
             batched=batched,
         )
         ys = check_solution(

@@ -58,8 +58,16 @@ class ResNet(eqx.Module):
             raise ValueError(f"depth must be >= 1, got {depth}")
         keys = jax.random.split(key, depth)
         self.blocks = tuple(
-            MLP(size, size, width_size, block_depth, activation=activation, init=init,
-                init_scale=init_scale, key=k)
+            MLP(
+                size,
+                size,
+                width_size,
+                block_depth,
+                activation=activation,
+                init=init,
+                init_scale=init_scale,
+                key=k,
+            )
             for k in keys
         )
         self.size = size
