@@ -1,0 +1,41 @@
+"""Training: one optax loop for every model, sharded across devices, with run
+directories, checkpoints and clear failures.
+
+The entry point is [`fit`][odezoo.train.fit]; the CLI (`odezoo train`) and the zoo
+call it with a model, data and loss built from a config by `odezoo.config`.
+"""
+
+from ._cache import default_cache_dir as default_cache_dir
+from ._cache import enable_compilation_cache as enable_compilation_cache
+from ._cache import errors_as_nan as errors_as_nan
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import atomic_write_bytes as atomic_write_bytes
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import load_model as load_model
+from ._checkpoint import read_header as read_header
+from ._checkpoint import save_checkpoint as save_checkpoint
+from ._checkpoint import save_model as save_model
+from ._checkpoint import tree_signature as tree_signature
+from ._data import BatchSource as BatchSource
+from ._distributed import initialize_distributed as initialize_distributed
+from ._errors import CheckpointError as CheckpointError
+from ._errors import TrainingError as TrainingError
+from ._fit import TrainResult as TrainResult
+from ._fit import find_solver as find_solver
+from ._fit import fit as fit
+from ._freeze import partition as partition
+from ._freeze import trainable_spec as trainable_spec
+from ._losses import LOSSES as LOSSES
+from ._losses import cross_entropy as cross_entropy
+from ._losses import get_loss as get_loss
+from ._losses import huber as huber
+from ._losses import mse as mse
+from ._losses import nll as nll
+from ._rundir import RunDir as RunDir
+from ._rundir import config_hash as config_hash
+from ._rundir import read_jsonl as read_jsonl
+from ._sharding import DATA_AXIS as DATA_AXIS
+from ._sharding import data_mesh as data_mesh
+from ._sharding import localize as localize
+from ._sharding import replicate as replicate
+from ._tolerance import piecewise_tolerance as piecewise_tolerance

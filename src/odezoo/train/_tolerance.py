@@ -1,0 +1,72 @@
+"""Tolerance schedules: change the solver's tolerances as training progresses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ToleranceSchedule = Callable[[int], Any]
+
+
+def piecewise_tolerance(points: Sequence[tuple[int, dict[str, Any]]]) -> ToleranceSchedule:
+    """A tolerance schedule that is piecewise constant in the step.
+
+    Arguments:
+
+    - `points`: `[(step, changes), ...]` with increasing steps: from `step` on, the
+      solver fields `changes` (e.g. `{"rtol": 1e-3, "atol": 1e-3}`) apply. Before the
+      first point the model's own solver is used. This is the JSON form of a tolerance
+      schedule in a run's config.
+
+    Returns:
+
+    A function `step -> dict of solver changes (or None)` for
+    [`fit`][odezoo.train.fit]'s `tolerance`.
+
+    Example:
+
+    ```python
+    from odezoo.train import piecewise_tolerance
+
+    schedule = piecewise_tolerance([(0, {"rtol": 1e-2, "atol": 1e-2}),
+                                    (500, {"rtol": 1e-4, "atol": 1e-4})])
+    assert schedule(600) == {"rtol": 1e-4, "atol": 1e-4}
+    ```
+    """
+    pts = []
+    for item in points:
+        if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[1], dict)):
+            raise ValueError(
+                f"tolerance schedule points are [step, {{field: value}}], got {item!r}"
+            )
+        pts.append((int(item[0]), dict(item[1])))
+    if [p[0] for p in pts] != sorted(p[0] for p in pts):
+        raise ValueError("tolerance schedule steps must be increasing")
+
+    def schedule(step: int):
+        current = None
+        for start, changes in pts:
+            if step >= start:
+                current = changes
+        return current
+
+    return schedule
+
+
+def resolve_changes(schedule: ToleranceSchedule | Sequence | None, step: int):
+    """The solver changes a schedule asks for at `step`, as a dict (or `None`)."""
+    if schedule is None:
+        return None
+    if not callable(schedule):
+        schedule = piecewise_tolerance(schedule)
+    changes = schedule(step)
+    if changes is None:
+        return None
+    if isinstance(changes, tuple | list) and len(changes) == 2:
+        return {"rtol": float(changes[0]), "atol": float(changes[1])}
+    if isinstance(changes, dict):
+        return dict(changes)
+    raise ValueError(
+        f"a tolerance schedule must return a dict of solver changes, (rtol, atol) or None; "
+        f"got {changes!r} at step {step}"
+    )
