@@ -1,0 +1,14 @@
+"""The odezoo model zoo: named, reproducible configs and their trained weights.
+
+Entries are folders `<name>/config.json` (see `odezoo.config` for the schema), with
+`model.eqx` once trained, found on [`search_path`][odezoo.zoo.search_path].
+"""
+
+from ._registry import UnknownEntryError as UnknownEntryError
+from ._registry import config as config
+from ._registry import create as create
+from ._registry import entry_dir as entry_dir
+from ._registry import has_weights as has_weights
+from ._registry import load as load
+from ._registry import names as names
+from ._registry import search_path as search_path

@@ -1,0 +1,156 @@
+"""The zoo registry: named configs (and trained weights) found on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ZOO_PATH_ENV = "ODEZOO_ZOO_PATH"
+CONFIG = "config.json"
+WEIGHTS = "model.eqx"
+
+
+class UnknownEntryError(KeyError, ValueError):
+    """No zoo entry has this name. A `KeyError` and a `ValueError`; the message lists
+    the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown zoo entry"
+
+
+def search_path() -> list[Path]:
+    """Folders searched for entries (`<folder>/<name>/config.json`), first match wins:
+
+    1. the folders in `$ODEZOO_ZOO_PATH` (separated by `os.pathsep`), if set;
+    2. the `zoo/` folder at the top of the odezoo repository (a source checkout);
+    3. `odezoo/zoo_entries/` inside the installed package, if it exists.
+    """
+    paths = []
+    env = os.environ.get(ZOO_PATH_ENV)
+    if env:
+        paths += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    here = Path(__file__).resolve()
+    repo = here.parents[3] / "zoo"  # src/odezoo/zoo/_registry.py -> <repo>/zoo
+    if (here.parents[3] / "pyproject.toml").exists() and repo.is_dir():
+        paths.append(repo)
+    shipped = here.parents[1] / "zoo_entries"
+    if shipped.is_dir():
+        paths.append(shipped)
+    return paths
+
+
+def _entries() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for root in search_path():
+        if not root.is_dir():
+            continue
+        for d in sorted(root.iterdir()):
+            if (d / CONFIG).is_file() and d.name not in found:
+                found[d.name] = d
+    return found
+
+
+def names() -> list[str]:
+    """The names of all zoo entries, sorted.
+
+    Example:
+
+    ```python
+    from odezoo import zoo
+
+    print(zoo.names())
+    ```
+    """
+    return sorted(_entries())
+
+
+def entry_dir(name: str) -> Path:
+    """The folder of entry `name` (holding `config.json`, and `model.eqx` once trained).
+
+    Raises [`UnknownEntryError`][odezoo.zoo.UnknownEntryError] for an unknown name.
+    """
+    entries = _entries()
+    if name not in entries:
+        valid = ", ".join(sorted(entries)) or "(none found)"
+        raise UnknownEntryError(f"unknown zoo entry {name!r}; valid names: {valid}")
+    return entries[name]
+
+
+def _resolve(name_or_dir: str | os.PathLike) -> Path:
+    path = Path(name_or_dir)
+    if (path / CONFIG).is_file():
+        return path
+    if isinstance(name_or_dir, str) and name_or_dir in _entries():
+        return entry_dir(name_or_dir)
+    if path.exists() or os.sep in str(name_or_dir):
+        raise FileNotFoundError(f"{path} is not a run directory or zoo entry (no {CONFIG})")
+    return entry_dir(str(name_or_dir))
+
+
+def config(name: str | os.PathLike) -> dict[str, Any]:
+    """The config of a zoo entry (or of a run directory), as a dict.
+
+    Example:
+
+    ```python
+    from odezoo import zoo
+
+    cfg = zoo.config("seed-cubic-odenet")
+    print(cfg["model"])
+    ```
+    """
+    from ..config import load_config
+
+    return load_config(_resolve(name) / CONFIG)
+
+
+def has_weights(name: str | os.PathLike) -> bool:
+    """Whether an entry (or run directory) has trained weights (`model.eqx`)."""
+    return (_resolve(name) / WEIGHTS).is_file()
+
+
+def create(name: str | os.PathLike, key=None):
+    """A new, untrained model of entry `name` (initialised from `key`, default the
+    config's seed).
+
+    Example:
+
+    ```python
+    import jax
+    from odezoo import zoo
+
+    net = zoo.create("seed-cubic-odenet", jax.random.key(0))
+    ```
+    """
+    from ..config import build_model
+
+    return build_model(config(name), key)
+
+
+def load(name_or_run_dir: str | os.PathLike):
+    """A trained model: the entry's (or run directory's) config with its `model.eqx`
+    weights.
+
+    Raises `FileNotFoundError` when there are no weights yet, and
+    [`CheckpointError`][odezoo.train.CheckpointError] when they do not fit the config.
+
+    Example:
+
+    ```python
+    from odezoo import zoo
+
+    model = zoo.load("runs/seed")   # a run directory written by `odezoo train`
+    ```
+    """
+    from ..config import build_model
+    from ..train import load_model
+
+    folder = _resolve(name_or_run_dir)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{folder} has no trained weights ({WEIGHTS}); train them with "
+            f"`odezoo train {name_or_run_dir} --out DIR` and load DIR"
+        )
+    return load_model(weights, build_model(config(name_or_run_dir)))
