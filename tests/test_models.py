@@ -224,3 +224,17 @@ def test_cnf_regularized_penalty_and_learnable_time():
     g = eqx.filter_grad(lambda m: -jnp.mean(m.batch(x)))(frozen)
     assert float(g.fields[0].sqrt_time) == 0.0
     np.testing.assert_allclose(flow.times, [0.5], rtol=1e-6)
+
+
+def test_resnet_with_conv_blocks():
+    keys = jax.random.split(jax.random.key(0), 3)
+    blocks = [odezoo.nn.ConvBlock(4, 8, key=k) for k in keys]
+    net = odezoo.ResNet((4, 6, 6), blocks=blocks)
+    x = jax.random.normal(jax.random.key(1), (2, 4, 6, 6))
+    h = x[0]
+    for block in blocks:
+        h = h + block(h)
+    np.testing.assert_allclose(net(x[0]), h, rtol=1e-5, atol=1e-6)
+    assert net.batch(x).shape == (2, 4, 6, 6)
+    with pytest.raises(ValueError, match="pass blocks="):
+        odezoo.ResNet((4, 6, 6), key=jax.random.key(0))

@@ -6,6 +6,7 @@ from ._cnf import CNFField as CNFField
 from ._dynamics import ConcatMLP as ConcatMLP
 from ._dynamics import ConcatSquashLinear as ConcatSquashLinear
 from ._dynamics import ConcatSquashMLP as ConcatSquashMLP
+from ._dynamics import ConvBlock as ConvBlock
 from ._dynamics import ConvDynamics as ConvDynamics
 from ._mlp import MLP as MLP
 from ._odenet import DynamicsField as DynamicsField

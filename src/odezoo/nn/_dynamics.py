@@ -167,6 +167,60 @@ class _Conv(eqx.Module):
         return out.reshape(-1, h, w) + self.bias[:, None, None]
 
 
+class ConvBlock(eqx.Module):
+    """A residual convolutional block without time: `conv(act(conv(x)))`-style, for a
+    [`ResNet`][odezoo.ResNet] on image features (the discrete counterpart of
+    [`ConvDynamics`][odezoo.nn.ConvDynamics]).
+
+    Arguments:
+
+    - `channels`: input and output channels.
+    - `hidden_channels`: channels of the hidden convolutions.
+    - `kernel_size`: odd kernel size ('same' padding).
+    - `depth`: number of hidden convolutions.
+    - `activation`: hidden activation (default `tanh`).
+    - `key`: a JAX PRNG key.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    block = odezoo.nn.ConvBlock(8, 16, key=jax.random.key(0))
+    dx = block(jax.numpy.zeros((8, 6, 6)))
+    ```
+    """
+
+    convs: tuple[_Conv, ...]
+    activation: Callable = eqx.field(static=True)
+
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int = 32,
+        kernel_size: int = 3,
+        depth: int = 1,
+        *,
+        activation: Callable = jnp.tanh,
+        key: PRNGKeyArray,
+    ):
+        sizes = [channels] + [hidden_channels] * depth + [channels]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.convs = tuple(
+            _Conv(a, b, kernel_size, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation = activation
+
+    def __call__(self, x: Array) -> Array:
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = self.activation(h)
+        return h
+
+
 class ConvDynamics(eqx.Module):
     """Convolutional dynamics for image states `(C, H, W)`, with time as an extra channel.
 

@@ -1,8 +1,8 @@
-"""Residual network: a chain of residual MLP blocks."""
+"""Residual network: a chain of residual blocks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -14,7 +14,7 @@ from ._mlp import MLP
 
 
 class ResNet(eqx.Module):
-    """A chain of residual MLP blocks, `x <- x + block_k(x)` for k = 1..depth.
+    """A chain of residual blocks, `x <- x + block_k(x)` for k = 1..depth.
 
     The discrete ancestor of the ODE-Net: each block is one Euler step of size 1. Unlike
     the seed chapter's `resnet` (which fed the original input to every block), the blocks
@@ -22,12 +22,15 @@ class ResNet(eqx.Module):
 
     Arguments:
 
-    - `size`: input size, equal to the output size.
+    - `size`: input size, equal to the output size (vector inputs, MLP blocks).
     - `depth`: number of residual blocks.
     - `width_size`: hidden width of each block's MLP.
     - `block_depth`: hidden layers per block (the seed's `[1, 20, 1]` is 1).
     - `activation`, `init`, `init_scale`: as for [`MLP`][odezoo.MLP].
-    - `key`: a JAX PRNG key.
+    - `blocks`: instead of MLP blocks, any residual blocks `x -> dx` of one example
+      (e.g. [`ConvBlock`][odezoo.nn.ConvBlock]s for image features); then `size` is the
+      example shape and `depth`, `width_size`, `block_depth` are ignored.
+    - `key`: a JAX PRNG key (unused with `blocks`).
 
     Example:
 
@@ -36,15 +39,17 @@ class ResNet(eqx.Module):
 
     net = odezoo.ResNet(1, depth=5, width_size=20, key=jax.random.key(0))
     y = net(jax.numpy.array([0.5]))
+    keys = jax.random.split(jax.random.key(1), 3)
+    conv = odezoo.ResNet((8, 6, 6), blocks=[odezoo.nn.ConvBlock(8, 16, key=k) for k in keys])
     ```
     """
 
-    blocks: tuple[MLP, ...]
-    size: int = eqx.field(static=True)
+    blocks: tuple[eqx.Module, ...]
+    in_shape: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
         self,
-        size: int,
+        size: int | tuple[int, ...],
         depth: int = 5,
         width_size: int = 20,
         block_depth: int = 1,
@@ -52,10 +57,21 @@ class ResNet(eqx.Module):
         activation: Callable = jnp.tanh,
         init: str = "default",
         init_scale: float = 1.0,
-        key: PRNGKeyArray,
+        blocks: Sequence[eqx.Module] | None = None,
+        key: PRNGKeyArray | None = None,
     ):
+        self.in_shape = (size,) if isinstance(size, int) else tuple(size)
+        if blocks is not None:
+            if len(blocks) < 1:
+                raise ValueError("blocks must hold at least one block")
+            self.blocks = tuple(blocks)
+            return
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        if len(self.in_shape) != 1:
+            raise ValueError(f"MLP blocks need vector inputs; for {self.in_shape} pass blocks=")
+        if key is None:
+            raise ValueError("a key is needed to initialise the blocks")
         keys = jax.random.split(key, depth)
         self.blocks = tuple(
             MLP(
@@ -70,30 +86,38 @@ class ResNet(eqx.Module):
             )
             for k in keys
         )
-        self.size = size
+
+    @property
+    def size(self) -> int:
+        """The input size (first dimension of the example shape)."""
+        return self.in_shape[0]
+
+    @staticmethod
+    def _apply_block(block, x):
+        return block._forward(x) if isinstance(block, MLP) else block(x)
 
     def _forward(self, x: Array) -> Array:
         for block in self.blocks:
-            x = x + block._forward(x)
+            x = x + self._apply_block(block, x)
         return x
 
     def __call__(self, x: Array) -> Array:
-        return self._forward(check_input(x, (self.size,), "ResNet", batched=False))
+        return self._forward(check_input(x, self.in_shape, "ResNet", batched=False))
 
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None):
         """Batched forward pass: `(outputs, None)`."""
-        xs = check_input(xs, (self.size,), "ResNet", batched=True)
+        xs = check_input(xs, self.in_shape, "ResNet", batched=True)
         return jax.vmap(self._forward)(xs), None
 
     def batch(self, xs: Array) -> Array:
-        """Outputs for a batch of shape `(B, size)`."""
+        """Outputs for a batch of shape `(B, *in_shape)`."""
         return self.apply(xs)[0]
 
     def trajectory(self, x: Array) -> Array:
-        """The hidden state after each block, `(depth + 1, size)`, input first."""
-        x = check_input(x, (self.size,), "ResNet", batched=False)
+        """The hidden state after each block, `(depth + 1, *in_shape)`, input first."""
+        x = check_input(x, self.in_shape, "ResNet", batched=False)
         states = [x]
         for block in self.blocks:
-            x = x + block._forward(x)
+            x = x + self._apply_block(block, x)
             states.append(x)
         return jnp.stack(states)
