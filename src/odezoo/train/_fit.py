@@ -113,6 +113,41 @@ def _swap_solvers(tree, changes: dict):
     )
 
 
+def _strong(tree):
+    """`tree` with every weakly typed array made strongly typed (same dtype and value)."""
+
+    def fix(x):
+        if isinstance(x, jax.Array) and getattr(x, "weak_type", False):
+            return jnp.array(x, dtype=x.dtype)
+        return x
+
+    return jax.tree_util.tree_map(fix, tree)
+
+
+def _backward_evaluations(model, solver: Solver, stats, nfe):
+    """Vector-field VJPs of one backward pass, for the `"checkpoint"`/`"direct"` adjoints.
+
+    Differentiating through the solver differentiates every forward evaluation once,
+    except those that only choose the initial step size (no gradient flows through
+    it). A `SolveStats.nfe_backward` from the core is used when it exists; otherwise,
+    when the core chooses the initial step itself (2 evaluations per solve, see
+    `odezoo._solver._initial_step`), those are subtracted from the forward count.
+    """
+    if nfe is None:
+        return None
+    exact = getattr(stats, "nfe_backward", None)
+    if exact is not None:
+        return _number(exact)
+    from .. import _solver as core
+
+    auto_dt0 = getattr(core, "_auto_dt0", None)
+    if auto_dt0 is None or not auto_dt0(solver):
+        return nfe
+    fields = getattr(model, "fields", None)  # a CNF solves once per block
+    solves = len(fields) if isinstance(fields, tuple) else 1
+    return nfe - 2 * solves
+
+
 def _solver_failure(err: Exception, step: int, steps: int, checkpoint_note: str):
     text = str(err)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -351,6 +386,9 @@ def fit(
 
     # -- place everything on the mesh -------------------------------------------------
     # Copies: the train step donates these buffers, which must not delete the caller's.
+    # Strong types: a weakly typed leaf (e.g. `jnp.asarray(0.5)`) comes back strongly
+    # typed from the first step, which would compile the step a second time.
+    params, opt_state = _strong((params, opt_state))
     params, opt_state, key_data = replicate((params, opt_state, key_data), mesh, copy=True)
     static = replicate(static, mesh)
     arrays = replicate(source.arrays, mesh)
@@ -468,7 +506,7 @@ def fit(
                 if counting:
                     rec["nfe_backward"] = counter.vjp
                 elif exact_backward:
-                    rec["nfe_backward"] = nfe
+                    rec["nfe_backward"] = _backward_evaluations(static, solver, stats, nfe)
                 else:
                     rec["nfe_backward"] = None
                 rec["solver_steps"] = _number(stats.num_steps)
