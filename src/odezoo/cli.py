@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of model init and batches (seed)")
     p.add_argument("--batch-size", type=_positive_int, help="examples per step (train.batch_size)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (train.lr)")
-    p.add_argument("--out", metavar="DIR", help="run directory (default runs/NAME)")
+    p.add_argument(
+        "--out", metavar="DIR", help="run directory (default runs/NAME; with --resume, RUN_DIR)"
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -281,7 +283,12 @@ def _cmd_train(args) -> int:
 
     cfg, name = _target_config(args.target)
     cfg = full_config(_apply_overrides(cfg, args))
-    out = Path(args.out) if args.out else Path("runs") / name
+    if args.out:
+        out = Path(args.out)
+    elif args.resume and Path(args.target).is_dir():
+        out = Path(args.target)  # `odezoo train RUN_DIR --resume` continues that run
+    else:
+        out = Path("runs") / name
     if (out / "checkpoint.ckpt").exists() and not args.resume:
         raise _Fail(
             f"{out} already holds a run: pass --resume to continue it, or choose another --out"

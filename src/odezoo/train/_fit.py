@@ -331,6 +331,8 @@ def fit(
     ):
         if value is not None and not (isinstance(value, int | np.integer) and value > 0):
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir to resume from")
     loss_fn = get_loss(loss)
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     if not isinstance(optimizer, optax.GradientTransformation):
