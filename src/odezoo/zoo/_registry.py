@@ -138,9 +138,16 @@ def load(name_or_run_dir: str | os.PathLike):
     Example:
 
     ```python
+    import tempfile, jax
     from odezoo import zoo
+    from odezoo.config import build_data, build_model, full_config
+    from odezoo.train import fit
 
-    model = zoo.load("runs/seed")   # a run directory written by `odezoo train`
+    cfg = full_config(zoo.config("seed-cubic-odenet"))
+    run = tempfile.mkdtemp()          # or: odezoo train seed-cubic-odenet --out RUN
+    fit(build_model(cfg), build_data(cfg).train, steps=2, key=jax.random.key(0),
+        run_dir=run, config=cfg)
+    model = zoo.load(run)
     ```
     """
     from ..config import build_model
