@@ -156,6 +156,37 @@ def test_max_steps_mid_training_stops_with_step_and_keeps_checkpoint(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
 
 
+def test_max_steps_from_solve_statistics_when_errors_are_nan(monkeypatch):
+    # The CLI's mode (`errors_as_nan`: no host callbacks, so the persistent compilation
+    # cache can store the step): the failure is read from the solve statistics, and the
+    # model survives in memory.
+    from equinox import _config, _errors
+
+    from odezoo.train import errors_as_nan
+
+    monkeypatch.setattr(_errors, "EQX_ON_ERROR", _errors.EQX_ON_ERROR)
+    monkeypatch.setattr(_config, "EQX_ON_ERROR", _config.EQX_ON_ERROR)
+    assert errors_as_nan()
+    x, y = _cubic_small()
+    # A solver configuration no other test uses: equinox caches its checks per message.
+    solver = odezoo.Solver(solver=diffrax.Euler(), dt0=0.2, max_steps=6)
+    net = odezoo.ODENet(1, width_size=8, solver=solver, key=jax.random.key(0))
+    with pytest.raises(TrainingError) as info:
+        fit(
+            net,
+            (x, y),
+            optimizer=ADAM,
+            steps=5,
+            key=jax.random.key(0),
+            tolerance=[(2, {"dt0": 0.05})],
+        )
+    err = info.value
+    assert err.step == 3 and err.cause == "max_steps"
+    assert "step 3" in str(err) and "max_steps" in str(err) and "dt0=0.05" in str(err)
+    assert err.model is not None
+    assert all(np.all(np.isfinite(leaf)) for leaf in _leaves(err.model))
+
+
 def test_classification_cross_entropy_and_no_nfe_for_plain_networks():
     x, labels = odezoo.data.concentric_spheres(
         jax.random.key(0), n_inner=64, n_outer=64, labels="classes"
