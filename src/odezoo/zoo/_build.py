@@ -1,0 +1,311 @@
+"""Turning a training run into a zoo entry (weights, metrics, figures, card), and checking
+an entry's card against its shipped weights."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import _figures
+from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
+
+METRICS = "metrics.json"
+TRAINING_LOG = "training.jsonl"
+CARD = "card.md"
+DEFAULT_SWEEP = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+# Recomputed metrics must agree with the card within these bounds (relative for losses,
+# absolute for accuracies and NFE): CPU results differ a little across machines.
+CHECK_RTOL = {"loss": 1e-3, "nfe_forward": 0.05}
+CHECK_ATOL = {"accuracy": 0.003}
+
+
+class CardMismatchError(AssertionError):
+    """An entry's shipped weights do not reproduce the metrics its card states."""
+
+
+def _card_meta(cfg: dict) -> dict:
+    return dict((cfg.get("meta") or {}).get("card") or {})
+
+
+def _eval_changes(cfg: dict) -> dict:
+    """Solver changes for the card's headline metrics (e.g. a tighter tolerance)."""
+    return dict(_card_meta(cfg).get("eval_solver") or {})
+
+
+def _solver_of(model):
+    return getattr(model, "solver", None) or getattr(getattr(model, "block", None), "solver", None)
+
+
+def evaluate(model, cfg: dict, **changes: Any) -> dict:
+    """The entry's metrics on its held-out data (see `odezoo.config.build_evaluate`),
+    with the solver changed as `changes` says."""
+    from ..config import build_evaluate
+
+    if changes:
+        model = model.with_solver(**changes)
+    return {k: _py(v) for k, v in build_evaluate(cfg)(model).items()}
+
+
+def headline_metrics(name: str | os.PathLike, model=None) -> dict:
+    """The metrics a card states: at the card's evaluation solver settings."""
+    cfg = config(name)
+    model = load(name) if model is None else model
+    return evaluate(model, cfg, **_eval_changes(cfg))
+
+
+def _py(v):
+    if isinstance(v, jax.Array | np.ndarray | np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**31:
+        return int(v)
+    return v
+
+
+def tolerance_sweep(model, cfg: dict, tolerances=DEFAULT_SWEEP) -> list[dict]:
+    """The metrics at each test-time tolerance `rtol = atol = tol` (the seed's
+    speed/precision trade, measured)."""
+    rows = []
+    for tol in tolerances:
+        row = {"rtol": tol, "atol": tol}
+        row.update(evaluate(model, cfg, rtol=tol, atol=tol))
+        rows.append(row)
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _hardware() -> str:
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices else "unknown"
+    return f"{platform.machine()} {kind}, {os.cpu_count()} cores, {jax.default_backend()}"
+
+
+def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, str]]:
+    """Draw the figures the entry's data calls for; returns (file, caption) pairs."""
+    from ..config import build_data, full_config
+
+    cfg_full = full_config(cfg)
+    data = build_data(cfg_full)
+    meta = _card_meta(cfg)
+    out: list[tuple[str, str]] = []
+    kind = cfg_full["data"]["name"]
+    if kind == "cubic":
+        x, y = data.train
+        models = {name: model}
+        for other in meta.get("compare_with", []):
+            try:
+                models[other] = load(other)
+            except (FileNotFoundError, KeyError):
+                pass
+        _figures.seed_figure(models, x, y, folder / "predictions.png")
+        out.append(("predictions.png", "Data (green) and predictions on [-3, 3]."))
+        if hasattr(model, "trajectory") and cfg["model"]["type"] in ("odenet", "anode"):
+            _figures.trajectory_figure(model, x, folder / "trajectories.png")
+            out.append(("trajectories.png", "Activation trajectories over time / depth."))
+    elif kind == "spheres":
+        x, y = data.test
+        _figures.spheres_figure(model, x, y, folder / "flow.png", title=name)
+        out.append(("flow.png", "Learned flow of test points and decision function."))
+        runs = {name: _read_jsonl(folder / TRAINING_LOG)}
+        for other in meta.get("compare_with", []):
+            log = entry_dir(other) / TRAINING_LOG
+            if log.is_file():
+                runs[other] = _read_jsonl(log)
+        _figures.compare_training_figure(runs, folder / "loss_nfe.png")
+        out.append(("loss_nfe.png", "Training loss and forward NFE, side by side."))
+    elif kind == "toy2d":
+        from ..data import toy2d
+
+        sample = toy2d(cfg_full["data"]["density"], jax.random.key(1), 5000)
+        _figures.density_figure(model, sample, folder / "density.png", title=name)
+        out.append(("density.png", "Data, learned density and model samples."))
+    return out
+
+
+def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) -> dict:
+    """Make zoo entry `name` from a finished training run: copy its weights and training
+    log, evaluate the headline metrics and a tolerance sweep, draw the figures and
+    write `metrics.json` and `card.md`.
+
+    Arguments:
+
+    - `name`: the entry (its `config.json` must already be in the zoo).
+    - `run_dir`: the run directory `odezoo train name --out run_dir` wrote.
+    - `sweep`: whether to run the test-time tolerance sweep (ODE models).
+
+    Returns:
+
+    The entry's `metrics.json` as a dict.
+    """
+    folder = entry_dir(name)
+    run = Path(run_dir)
+    run_cfg = json.loads((run / CONFIG).read_text())
+    entry_cfg = config(name)
+    for section in ("model",):
+        if run_cfg.get(section, {}) != _filled(entry_cfg, section):
+            raise ValueError(
+                f"run {run} was trained with a different {section} section than entry {name}"
+            )
+    shutil.copyfile(run / WEIGHTS, folder / WEIGHTS)
+    shutil.copyfile(run / "metrics.jsonl", folder / TRAINING_LOG)
+    summary = json.loads((run / METRICS).read_text())
+    model = load(name)
+    metrics: dict[str, Any] = {
+        "entry": name,
+        "metrics": headline_metrics(name, model),
+        "eval_solver": _solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
+        if _solver_of(model) is not None
+        else None,
+        "parameters": int(
+            sum(x.size for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
+        ),
+        "training": {
+            k: summary.get(k)
+            for k in (
+                "steps",
+                "final_loss",
+                "compile_time_s",
+                "step_time_median_s",
+                "total_time_s",
+                "nfe_forward_final",
+                "nfe_backward_final",
+                "jax_version",
+                "backend",
+            )
+        },
+        "hardware": _hardware(),
+    }
+    if sweep and _solver_of(model) is not None:
+        metrics["tolerance_sweep"] = tolerance_sweep(model, entry_cfg)
+    else:
+        (folder / "tolerance.png").unlink(missing_ok=True)
+    (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    figures = _figures_for(name, entry_cfg, model, folder)
+    if "tolerance_sweep" in metrics:
+        key = "accuracy" if "accuracy" in metrics["metrics"] else "loss"
+        _figures.tolerance_figure(metrics["tolerance_sweep"], key, folder / "tolerance.png")
+        figures.append(("tolerance.png", f"Test {key} against forward NFE as rtol = atol loosen."))
+    (folder / CARD).write_text(render_card(name, entry_cfg, metrics, figures))
+    return metrics
+
+
+def _filled(cfg: dict, section: str) -> dict:
+    from ..config import full_config
+
+    return full_config(cfg).get(section, {})
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, str]]) -> str:
+    """The model card, in markdown, from the entry's config and measured metrics."""
+    meta = _card_meta(cfg)
+    m = metrics["metrics"]
+    t = metrics["training"]
+    lines = [f"# {name}", "", cfg.get("description", ""), ""]
+    if meta.get("reproduces"):
+        lines += ["## What it reproduces", "", meta["reproduces"], ""]
+    lines += ["## Metrics", ""]
+    solver = metrics.get("eval_solver")
+    if solver:
+        lines.append(
+            f"Measured on the held-out data with {solver['solver']} at "
+            f"rtol={solver['rtol']:g}, atol={solver['atol']:g}:"
+        )
+        lines.append("")
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items()]
+    lines.append(f"| parameters | {metrics['parameters']} |")
+    lines.append("")
+    target = meta.get("target")
+    if target:
+        value = m[target["metric"]]
+        ok = value <= target["max"] if "max" in target else value >= target["min"]
+        bound = f"<= {target['max']:g}" if "max" in target else f">= {target['min']:g}"
+        verdict = "reached" if ok else "**not reached**"
+        lines += [
+            f"Target: {target['metric']} {bound} ({target.get('why', '')}): {verdict}, "
+            f"measured {_fmt(value)}.",
+            "",
+        ]
+    if meta.get("notes"):
+        lines += [meta["notes"], ""]
+    lines += [
+        "## Training",
+        "",
+        f"- Steps: {t.get('steps')}, final training loss {_fmt(t.get('final_loss'))}.",
+        f"- Forward / backward NFE at the end of training: {t.get('nfe_forward_final')} / "
+        f"{t.get('nfe_backward_final')}.",
+        f"- Time: {_fmt(t.get('total_time_s'))} s in all, compile {_fmt(t.get('compile_time_s'))}"
+        f" s, median step {_fmt(t.get('step_time_median_s'))} s.",
+        f"- Hardware: {metrics['hardware']} (jax {t.get('jax_version')}). "
+        + (meta.get("hardware_note") or ""),
+        "",
+        "Reproduce with:",
+        "",
+        "```bash",
+        f"odezoo train {name} --out runs/{name}",
+        f"python -m odezoo.zoo build {name} runs/{name}",
+        "```",
+        "",
+        f"Check the shipped weights against this card: `odezoo eval {name} --check`.",
+        "",
+    ]
+    sweep = metrics.get("tolerance_sweep")
+    if sweep:
+        keys = [k for k in ("accuracy", "loss") if k in sweep[0]]
+        lines += [
+            "## Test-time tolerance",
+            "",
+            "The same weights evaluated as the solver's tolerance loosens:",
+            "",
+            "| rtol = atol | " + " | ".join(keys) + " | forward NFE |",
+            "|---|" + "---|" * (len(keys) + 1),
+        ]
+        for row in sweep:
+            vals = " | ".join(_fmt(row[k]) for k in keys)
+            lines.append(f"| {row['rtol']:g} | {vals} | {_fmt(row['nfe_forward'])} |")
+        lines.append("")
+    if figures:
+        lines += ["## Figures", ""]
+        for file, caption in figures:
+            lines += [f"![{caption}]({file})", "", caption, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def check_entry(name: str) -> dict:
+    """Recompute an entry's headline metrics from its shipped weights and compare them
+    with its card's `metrics.json`.
+
+    Raises [`CardMismatchError`][odezoo.zoo.CardMismatchError] naming each metric that
+    disagrees. Returns the recomputed metrics.
+    """
+    folder = entry_dir(name)
+    stated = json.loads((folder / METRICS).read_text())["metrics"]
+    measured = headline_metrics(name)
+    bad = []
+    for key, want in stated.items():
+        got = measured.get(key)
+        if got is None:
+            bad.append(f"{key}: stated {want}, not measured")
+            continue
+        tol = CHECK_ATOL.get(key, 0.0) + CHECK_RTOL.get(key, 1e-3) * abs(want)
+        if not (math.isfinite(got) and abs(got - want) <= tol):
+            bad.append(f"{key}: card says {_fmt(want)}, weights give {_fmt(got)}")
+    if bad:
+        raise CardMismatchError(f"zoo entry {name!r} disagrees with its card: " + "; ".join(bad))
+    return measured

@@ -1,0 +1,218 @@
+"""Figures of zoo entries, chosen by the entry's data (never by its name)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _figure(*, ncols: int, width: float = 4.5, height: float = 4.0) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, list(np.atleast_1d(axes))
+
+
+def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def seed_figure(models: dict, x, y, path=None) -> Figure:
+    """The seed chapter's figure: the data (green circles) and each model's predictions on
+    [-3, 3], so their extrapolation can be compared.
+
+    Arguments:
+
+    - `models`: label -> model with a `batch` method on `(N, 1)` inputs.
+    - `x`, `y`: the training data, `(N, 1)` each.
+    - `path`: where to save the PNG (optional).
+    """
+    grid = jnp.linspace(-3.0, 3.0, 100)[:, None]
+    fig, (ax,) = _figure(ncols=1, width=6)
+    ax.plot(np.asarray(x[:, 0]), np.asarray(y[:, 0]), "o", color="green", label="data")
+    for label, model in models.items():
+        pred = eqx.filter_jit(lambda m, g: m.batch(g))(model, grid)
+        ax.plot(np.asarray(grid[:, 0]), np.asarray(pred[:, 0]), lw=2, label=label)
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    ax.set_ylim(-30, 30)
+    ax.legend()
+    ax.set_title("fit on [-2, 2], extrapolation to [-3, 3]")
+    return _save(fig, path)
+
+
+def trajectory_figure(model, x, path=None, *, title: str | None = None) -> Figure:
+    """Activation trajectories of a 1-D ODE-Net: x axis "input / output", y axis
+    "time / depth", 200 time points. With augmentation, the augmented coordinate is
+    drawn in a second panel.
+
+    Arguments:
+
+    - `model`: an [`ODENet`][odezoo.ODENet] on 1-D inputs.
+    - `x`: inputs `(N, 1)`.
+    - `path`: where to save the PNG (optional).
+    - `title`: an optional title.
+    """
+    ts = jnp.linspace(model.t0, model.t1, 200)
+    traj = eqx.filter_jit(lambda m, a, t: m.trajectory(a, t))(model, x, ts)  # (T, N, S)
+    ncols = 2 if traj.shape[-1] > 1 else 1
+    fig, axes = _figure(ncols=ncols)
+    for i in range(traj.shape[1]):
+        axes[0].plot(np.asarray(traj[:, i, 0]), np.asarray(ts), lw=1.5)
+    axes[0].set_xlabel("input / output")
+    axes[0].set_ylabel("time / depth")
+    axes[0].set_title(title or "activation trajectories")
+    if ncols == 2:
+        for i in range(traj.shape[1]):
+            axes[1].plot(np.asarray(traj[:, i, 0]), np.asarray(traj[:, i, 1]), lw=1.5)
+        axes[1].set_xlabel("input / output")
+        axes[1].set_ylabel("augmented dimension")
+        axes[1].set_title("the extra dimension lets trajectories pass")
+    return _save(fig, path)
+
+
+def spheres_figure(model, x, y, path=None, *, title: str | None = None) -> Figure:
+    """Concentric spheres: the flow of test points in the plane of the first two state
+    coordinates, and the decision regions of the classifier.
+
+    Arguments:
+
+    - `model`: an [`ODENet`][odezoo.ODENet] with a linear head on 2-D inputs.
+    - `x`, `y`: test points `(N, 2)` and ±1 labels `(N, 1)`.
+    - `path`: where to save the PNG (optional).
+    - `title`: an optional title.
+    """
+    x, y = jnp.asarray(x)[:400], np.asarray(y)[:400, 0]
+    ts = jnp.linspace(model.t0, model.t1, 40)
+    traj = np.asarray(eqx.filter_jit(lambda m, a, t: m.trajectory(a, t))(model, x, ts))
+    fig, axes = _figure(ncols=2)
+    colors = np.where(y > 0, "tab:red", "tab:blue")
+    for i in range(traj.shape[1]):
+        axes[0].plot(traj[:, i, 0], traj[:, i, 1], lw=0.4, color=colors[i], alpha=0.5)
+    axes[0].scatter(traj[-1, :, 0], traj[-1, :, 1], s=4, c=colors)
+    axes[0].set_title("flow of test points (first two state coordinates)")
+    axes[0].set_aspect("equal")
+    grid = jnp.linspace(-2.0, 2.0, 120)
+    gx, gy = jnp.meshgrid(grid, grid)
+    pts = jnp.stack([gx.ravel(), gy.ravel()], axis=1)
+    pred = eqx.filter_jit(lambda m, p: m.batch(p))(model, pts)
+    axes[1].contourf(
+        np.asarray(gx),
+        np.asarray(gy),
+        np.asarray(pred[:, 0]).reshape(gx.shape),
+        levels=20,
+        cmap="RdBu_r",
+        vmin=-1.5,
+        vmax=1.5,
+    )
+    axes[1].scatter(np.asarray(x[:, 0]), np.asarray(x[:, 1]), s=3, c=colors)
+    axes[1].set_title("decision function and test points")
+    axes[1].set_aspect("equal")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def compare_training_figure(runs: dict[str, Sequence[dict]], path=None) -> Figure:
+    """Training loss and forward NFE of several runs side by side (e.g. NODE vs ANODE).
+
+    Arguments:
+
+    - `runs`: label -> the run's training records (`metrics.jsonl`).
+    - `path`: where to save the PNG (optional).
+    """
+    fig, (ax_loss, ax_nfe) = _figure(ncols=2, width=5.5)
+    for label, records in runs.items():
+        train = [r for r in records if r.get("kind", "train") == "train"]
+        steps = [r["step"] for r in train]
+        ax_loss.plot(steps, [r["loss"] for r in train], lw=1, label=label)
+        pts = [(r["step"], r["nfe_forward"]) for r in train if r.get("nfe_forward") is not None]
+        if pts:
+            ax_nfe.plot(*zip(*pts, strict=True), lw=1.5, label=label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_nfe.set_xlabel("step")
+    ax_nfe.set_ylabel("forward NFE")
+    ax_loss.legend()
+    ax_nfe.legend()
+    return _save(fig, path)
+
+
+def density_figure(model, data_sample, path=None, *, key=None, title=None) -> Figure:
+    """A 2-D flow: the data, the learned density on a grid, and samples from the model.
+
+    Arguments:
+
+    - `model`: a 2-D [`CNF`][odezoo.CNF] (exact trace).
+    - `data_sample`: `(N, 2)` points from the data distribution.
+    - `path`: where to save the PNG (optional).
+    - `key`: the key of the model's samples.
+    - `title`: an optional title.
+    """
+    key = jax.random.key(0) if key is None else key
+    lim = 4.5
+    grid = jnp.linspace(-lim, lim, 100)
+    gx, gy = jnp.meshgrid(grid, grid)
+    pts = jnp.stack([gx.ravel(), gy.ravel()], axis=1)
+    logp = eqx.filter_jit(lambda m, p: m.batch(p))(model, pts)
+    samples = eqx.filter_jit(lambda m, k: m.sample(k, 2000))(model, key)
+    fig, axes = _figure(ncols=3, width=4.0)
+    data_sample = np.asarray(data_sample)
+    axes[0].scatter(data_sample[:, 0], data_sample[:, 1], s=1)
+    axes[0].set_title("data")
+    axes[1].imshow(
+        np.exp(np.asarray(logp)).reshape(gx.shape),
+        origin="lower",
+        extent=(-lim, lim, -lim, lim),
+        cmap="viridis",
+    )
+    axes[1].set_title("model density")
+    s = np.asarray(samples)
+    axes[2].scatter(s[:, 0], s[:, 1], s=1, color="tab:orange")
+    axes[2].set_title("model samples")
+    for ax in axes:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def tolerance_figure(sweep: Sequence[dict], metric: str, path=None, *, title=None) -> Figure:
+    """A metric against forward NFE as the test-time tolerance loosens.
+
+    Arguments:
+
+    - `sweep`: records with `rtol`, `nfe_forward` and `metric`.
+    - `metric`: the metric's key, e.g. `"accuracy"` or `"loss"`.
+    - `path`: where to save the PNG (optional).
+    - `title`: an optional title.
+    """
+    fig, (ax,) = _figure(ncols=1, width=5.5)
+    nfe = [r["nfe_forward"] for r in sweep]
+    val = [r[metric] for r in sweep]
+    ax.plot(nfe, val, "o-")
+    for r in sweep:
+        ax.annotate(
+            f"{r['rtol']:g}",
+            (r["nfe_forward"], r[metric]),
+            fontsize=8,
+            textcoords="offset points",
+            xytext=(4, 4),
+        )
+    ax.set_xlabel("forward NFE per batch")
+    ax.set_ylabel(metric)
+    ax.set_xscale("log")
+    ax.set_title(title or f"{metric} against NFE (labels: rtol = atol)")
+    return _save(fig, path)
