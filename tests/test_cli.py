@@ -103,7 +103,7 @@ def _cli(args, env, cwd):
     )
 
 
-def test_train_then_eval_round_trip(tmp_path):
+def test_train_then_eval_round_trip(tmp_path, capsys):
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
@@ -133,9 +133,10 @@ def test_train_then_eval_round_trip(tmp_path):
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
     assert any((tmp_path / "cache").iterdir())  # the persistent compilation cache was used
 
-    proc = _cli(["eval", str(run), "--rtol", "1e-6", "--atol", "1e-6", "--json"], env, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    # `eval` changes no global state, so it runs in this process.
+    code, out, err = _run(["eval", str(run), "--rtol", "1e-6", "--atol", "1e-6", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
     assert report["solver"]["rtol"] == 1e-6
     assert report["metrics"]["loss"] > 0 and report["metrics"]["nfe_forward"] > 0
 
