@@ -1,0 +1,63 @@
+"""mkdocs hook: publish each zoo entry's card (and figures) as a docs page.
+
+The cards live in the top-level zoo/ folder, next to the weights they describe; this
+hook adds them to the site at build time, so they are never copied into docs/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ZOO = Path(__file__).resolve().parents[2] / "zoo"
+
+
+def _entries() -> list[Path]:
+    return [d for d in sorted(ZOO.iterdir()) if (d / "card.md").is_file()]
+
+
+def on_config(config):
+    pages = [{"Overview": "zoo/index.md"}]
+    pages += [{d.name: f"zoo/{d.name}/index.md"} for d in _entries()]
+    config["nav"].append({"Model zoo": pages})
+    return config
+
+
+def _overview() -> str:
+    lines = [
+        "# Model zoo",
+        "",
+        "Every entry ships its config, weights, metrics, figures and card. Load one with",
+        "`odezoo.zoo.load(name)`, retrain it with `odezoo train NAME`, and check the shipped",
+        "weights against the card with `odezoo eval NAME --check` (CI does this for every",
+        "entry).",
+        "",
+        "| entry | model | headline metrics | parameters |",
+        "|---|---|---|---|",
+    ]
+    for d in _entries():
+        cfg = json.loads((d / "config.json").read_text())
+        m = json.loads((d / "metrics.json").read_text())
+        shown = ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m["metrics"].items()
+        )
+        lines.append(
+            f"| [{d.name}]({d.name}/index.md) | {cfg['model']['type']} | {shown} | "
+            f"{m['parameters']} |"
+        )
+    untrained = [d.name for d in sorted(ZOO.iterdir()) if not (d / "card.md").is_file()]
+    if untrained:
+        lines += ["", "Configured but not yet trained: " + ", ".join(untrained) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def on_files(files, config):
+    files.append(File.generated(config, "zoo/index.md", content=_overview()))
+    for d in _entries():
+        for f in sorted(d.iterdir()):
+            if f.suffix == ".png" or f.name == "card.md":
+                dest = f"zoo/{d.name}/" + ("index.md" if f.name == "card.md" else f.name)
+                files.append(File.generated(config, dest, abs_src_path=str(f)))
+    return files
