@@ -119,3 +119,14 @@ def test_mismatched_weights_give_a_clear_error(tmp_path):
     assert eqx.tree_equal(
         load_model(weights, zoo.create("seed-cubic-odenet")), zoo.load("seed-cubic-odenet")
     )
+
+
+def test_cli_eval_check(capsys):
+    from odezoo.cli import main
+
+    assert main(["eval", "seed-cubic-resnet", "--check"]) == 0
+    assert "card confirmed" in capsys.readouterr().out
+    untrained = [n for n in zoo.names() if not zoo.has_weights(n)]
+    if untrained:
+        assert main(["eval", untrained[0], "--check"]) == 1
+        assert "no card" in capsys.readouterr().err

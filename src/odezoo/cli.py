@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=_positive_float, help="evaluate with this solver rtol")
     p.add_argument("--atol", type=_positive_float, help="evaluate with this solver atol")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="recompute a zoo entry's card metrics from its shipped weights and exit 1 if "
+        "they disagree with the card",
+    )
     return parser
 
 
@@ -341,6 +347,20 @@ def _fmt(v: Any) -> str:
 def _cmd_eval(args) -> int:
     from . import zoo
     from .config import build_evaluate, full_config
+
+    if args.check:
+        from .zoo._build import CardMismatchError, check_entry
+
+        if args.rtol is not None or args.atol is not None:
+            raise _Fail("--check uses the card's own solver settings; drop --rtol/--atol")
+        try:
+            measured = check_entry(args.target)
+        except CardMismatchError as e:
+            raise _Fail(str(e)) from None
+        except FileNotFoundError as e:
+            raise _Fail(f"{args.target} has no card to check against ({e})") from None
+        print(json.dumps(measured) if args.json else f"{args.target}: card confirmed {measured}")
+        return 0
 
     cfg = full_config(zoo.config(args.target))
     model = zoo.load(args.target)

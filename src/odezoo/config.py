@@ -52,7 +52,7 @@ import optax
 
 from ._solver import Solver, SolverError
 from .nn import CNF, MLP, Classifier, ODENet, ResNet
-from .nn._dynamics import ConvDynamics
+from .nn._dynamics import ConvBlock, ConvDynamics
 
 CONFIG_VERSION = 1
 
@@ -76,7 +76,14 @@ ACTIVATIONS: dict[str, Callable] = {
 _COMMON = {"activation": "tanh", "init": "default", "init_scale": 1.0}
 MODEL_KEYS: dict[str, dict[str, Any]] = {
     "mlp": {"in_size": None, "out_size": None, "width": 20, "depth": 1, **_COMMON},
-    "resnet": {"size": None, "depth": 5, "width": 20, "block_depth": 1, **_COMMON},
+    "resnet": {
+        "size": None,
+        "depth": 5,
+        "width": 20,
+        "block_depth": 1,
+        "dynamics": None,
+        **_COMMON,
+    },
     "odenet": {
         "in_size": None,
         "width": 20,
@@ -305,7 +312,7 @@ def _full_model(m: dict, where: str = "model") -> dict:
         )
     if kind == "anode" and not full["augment"] > 0:
         raise ConfigError(f"{where} (anode) needs augment > 0 (use type 'odenet' for none)")
-    if kind in ("odenet", "anode") and full["dynamics"] is not None:
+    if kind in ("odenet", "anode", "resnet") and full["dynamics"] is not None:
         d = full["dynamics"]
         if not isinstance(d, dict) or d.get("type") not in DYNAMICS_KEYS:
             raise ConfigError(f"{where}.dynamics needs a type, one of {list(DYNAMICS_KEYS)}")
@@ -462,6 +469,21 @@ def _build(m: dict, solver: Solver | None, key, in_shape=None):
         out_size = m["out_size"] if m["out_size"] is not None else in_size
         return MLP(in_size, out_size, m["width"], m["depth"], key=key, **common)
     if kind == "resnet":
+        if m.get("dynamics") is not None:  # conv residual blocks on image features
+            shape = _in_shape(m["size"]) if m["size"] is not None else in_shape
+            d = m["dynamics"]
+            blocks = [
+                ConvBlock(
+                    shape[0],
+                    d["hidden_channels"],
+                    d["kernel_size"],
+                    d["depth"],
+                    activation=ACTIVATIONS[d["activation"]],
+                    key=k,
+                )
+                for k in jax.random.split(key, m["depth"])
+            ]
+            return ResNet(shape, blocks=blocks)
         size = m["size"] if m["size"] is not None else _flat(in_shape)
         return ResNet(size, m["depth"], m["width"], m["block_depth"], key=key, **common)
     if kind in ("odenet", "anode"):
