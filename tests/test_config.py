@@ -207,3 +207,32 @@ def test_zoo_registry_and_loading_a_run(tmp_path, monkeypatch):
     loaded = zoo.load(run)
     assert _same(loaded, result.model)
     assert result.summary["eval"]["loss"] == pytest.approx(build_evaluate(cfg)(loaded)["loss"])
+
+
+def test_digits_shift_augmentation_sampler():
+    import jax
+    import numpy as np
+
+    from odezoo.config import ConfigError, build_data
+
+    base = {
+        "model": {"type": "mlp", "in_size": 64, "out_size": 10},
+        "train": {"steps": 1, "loss": "cross_entropy"},
+    }
+    data = build_data({**base, "data": {"name": "digits", "augment_shift": 1}})
+    x, y = data.train(jax.random.key(0), 256)
+    assert x.shape == (256, 1, 8, 8) and y.shape == (256,)
+    train_x, train_y = build_data({**base, "data": {"name": "digits"}}).train
+    # Every augmented image is a training image shifted by at most one pixel.
+    pad = np.pad(np.asarray(train_x), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for img, label in zip(np.asarray(x[:20]), np.asarray(y[:20]), strict=True):
+        found = any(
+            np.array_equal(pad[i, :, a : a + 8, b : b + 8], img) and train_y[i] == label
+            for i in range(len(train_x))
+            for a in range(3)
+            for b in range(3)
+        )
+        assert found
+    assert data.test[0].shape[1:] == (1, 8, 8)  # held-out images are not augmented
+    with pytest.raises(ConfigError, match="augment_shift"):
+        build_data({**base, "data": {"name": "digits", "augment_shift": 1, "flatten": True}})

@@ -150,7 +150,7 @@ DATA_KEYS: dict[str, dict[str, Any]] = {
         "test_seed": 1,
     },
     "toy2d": {"density": None, "eval_samples": 1000, "eval_seed": 12345},
-    "digits": {"flatten": False, "test_fraction": 0.2, "split_seed": 0},
+    "digits": {"flatten": False, "test_fraction": 0.2, "split_seed": 0, "augment_shift": 0},
     "mnist": {"path": None, "flatten": False},
 }
 DATA_NAMES = tuple(DATA_KEYS)
@@ -681,7 +681,12 @@ def build_data(cfg: dict) -> DataBundle:
         return DataBundle(sampler, test, name)
     if name == "digits":
         kw = dict(test_fraction=d["test_fraction"], seed=d["split_seed"], flatten=d["flatten"])
-        return DataBundle(datasets.digits("train", **kw), datasets.digits("test", **kw), name)
+        train = datasets.digits("train", **kw)
+        if d["augment_shift"]:
+            if d["flatten"]:
+                raise ConfigError("data.augment_shift needs image digits (flatten: false)")
+            train = _ShiftSampler(*train, max_shift=int(d["augment_shift"]))
+        return DataBundle(train, datasets.digits("test", **kw), name)
     if name == "mnist":
         raw = datasets.load_mnist(d["path"])
         fix = (lambda x: x.reshape(len(x), -1)) if d["flatten"] else (lambda x: x)
@@ -701,6 +706,31 @@ class _ToySampler:
         from .data import toy2d
 
         return toy2d(self.density, key, n)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _ShiftSampler:
+    """`sample(key, n)`: `n` training images drawn at random, each shifted by up to
+    `max_shift` pixels in each direction (zero fill): data augmentation for small image
+    sets. Hashed by identity, so one compiled step serves one dataset."""
+
+    x: np.ndarray
+    y: np.ndarray
+    max_shift: int
+
+    def __call__(self, key, n: int):
+        k_idx, k_shift = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (n,), 0, len(self.x))
+        x, y = jnp.asarray(self.x)[idx], jnp.asarray(self.y)[idx]
+        s = self.max_shift
+        shifts = jax.random.randint(k_shift, (n, 2), 0, 2 * s + 1)
+        padded = jnp.pad(x, ((0, 0), (0, 0), (s, s), (s, s)))
+        size = x.shape[1:]
+
+        def crop(img, sh):
+            return jax.lax.dynamic_slice(img, (0, sh[0], sh[1]), size)
+
+        return jax.vmap(crop)(padded, shifts), y
 
 
 def build_loss(cfg: dict):
