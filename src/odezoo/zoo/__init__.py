@@ -4,6 +4,11 @@ Entries are folders `<name>/config.json` (see `odezoo.config` for the schema), w
 `model.eqx` once trained, found on [`search_path`][odezoo.zoo.search_path].
 """
 
+from ._build import CardMismatchError as CardMismatchError
+from ._build import build_entry as build_entry
+from ._build import check_entry as check_entry
+from ._build import headline_metrics as headline_metrics
+from ._build import tolerance_sweep as tolerance_sweep
 from ._registry import UnknownEntryError as UnknownEntryError
 from ._registry import config as config
 from ._registry import create as create
