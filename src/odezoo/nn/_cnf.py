@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -23,6 +23,10 @@ class CNFField(eqx.Module):
     parameter of the field and every adjoint differentiates it. The state is
     `(z, logdet)` or, with regularisation, `(z, logdet, kinetic, jacobian_frobenius)`.
     """
+
+    # Backpropagating through a solver step, recompute the Runge-Kutta stages rather
+    # than store them: the trace's residuals are large (see odezoo._solver._stage_loop).
+    store_stages: ClassVar[bool] = False
 
     dynamics: eqx.Module
     sqrt_time: Array
