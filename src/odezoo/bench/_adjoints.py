@@ -1,0 +1,201 @@
+"""The adjoint benchmark: every (workload, strategy) pair, measured in one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._measure import (
+    compile_fn,
+    count_nfe,
+    interleaved_timing,
+    make_optimizer,
+    memory_of,
+    reference_gradient,
+    relative_error,
+    train_step,
+)
+from ._strategies import BASELINE, Strategy
+from ._workloads import Workload
+
+
+def prepare_pair(
+    workload: Workload,
+    strategy: Strategy,
+    weights: dict[str, np.ndarray],
+    reference: np.ndarray | None,
+    *,
+    optimizer: str = "sgd",
+    count: bool = True,
+) -> tuple[dict[str, Any], Callable[[], Any]]:
+    """Compile and check one training step of `workload` with `strategy`.
+
+    Returns `(row, run)`: `run()` calls the compiled step once and blocks (time it with
+    [`interleaved_timing`][odezoo.bench.interleaved_timing]), and `row` is a JSON-able
+    dict: `loss`; `compile_s` and `first_call_s`; `memory` (XLA's compiled memory
+    analysis, see [`Memory`][odezoo.bench.Memory]); `nfe` (`forward` and `steps` from
+    the solve's statistics, `backward_evals` and `backward_vjps` from a separate counted
+    run; `backward_evals` is every evaluation of `f` beyond the forward solve:
+    recomputation, reverse solves, reconstruction checks); `grad_error` (relative L2
+    error against `reference`); `fell_back` and `reversibility_error` (the checked
+    adjoint's decision).
+    """
+    solver = strategy.apply(workload.solver())
+    model = workload.build(weights, solver)
+    step, args = train_step(workload, model, make_optimizer(optimizer))
+    compiled, compile_s = compile_fn(step, *args)
+    memory = memory_of(compiled)
+    t0 = time.perf_counter()
+    _, _, loss, grads, stats = jax.block_until_ready(compiled(*args))
+    first_call_s = time.perf_counter() - t0
+    stats = stats.to_dict()
+    nfe: dict[str, Any] = {"forward": stats["nfe"], "steps": stats["num_steps"]}
+    if count:
+        counted = count_nfe(workload, weights, solver)
+        nfe["backward_evals"] = counted["total_evals"] - stats["nfe"]
+        nfe["backward_vjps"] = counted["vjps"]
+    row = {
+        "workload": workload.name,
+        "strategy": strategy.name,
+        "adjoint": strategy.adjoint,
+        "batching": strategy.batching,
+        "solver": solver.describe(),
+        "checkpoints": solver.checkpoints,
+        "loss": float(loss),
+        "compile_s": compile_s,
+        "first_call_s": first_call_s,
+        "memory": dataclasses.asdict(memory),
+        "nfe": nfe,
+        "grad_error": None if reference is None else relative_error(grads, reference),
+        "fell_back": stats["fell_back"],
+        "reversibility_error": stats["reversibility_error"],
+        "failed": stats["failed"],
+    }
+    return row, lambda: jax.block_until_ready(compiled(*args))
+
+
+def run_adjoints(
+    workloads: Iterable[Workload],
+    strategies: Iterable[Strategy],
+    *,
+    optimizer: str = "sgd",
+    budget_s: float = 5.0,
+    min_reps: int = 5,
+    max_reps: int = 50,
+    count: bool = True,
+    reference_tol: float = 1e-10,
+    skip: Iterable[tuple[str, str]] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure every (workload, strategy) pair; see [`prepare_pair`][odezoo.bench.prepare_pair].
+
+    Per workload: the float64 reference gradient is computed once; every strategy's
+    step is compiled; then all are timed in alternation
+    ([`interleaved_timing`][odezoo.bench.interleaved_timing], about `budget_s` seconds
+    per strategy), so a change of machine load hits them alike. Each row gets `timing`
+    and `ratio`, its median step time over that of `"checkpoint"` (odezoo's default) on
+    the same workload. A pair that raises is recorded with its `error`; the run goes on.
+    Pairs `(workload, strategy)` in `skip` are not run (recorded as skipped).
+
+    Returns `{"workloads": {...}, "strategies": {...}, "references": {...}, "rows": [...]}`.
+    """
+    workloads = list(workloads)
+    strategies = list(strategies)
+    skip = set(map(tuple, skip))
+    rows: list[dict[str, Any]] = []
+    references: dict[str, Any] = {}
+    for wl in workloads:
+        weights = wl.weights()
+        t0 = time.perf_counter()
+        ref_loss, ref_grad, ref_steps = reference_gradient(wl, weights, tol=reference_tol)
+        references[wl.name] = {
+            "loss": ref_loss,
+            "steps": ref_steps,
+            "tol": reference_tol,
+            "seconds": time.perf_counter() - t0,
+        }
+        log(f"[{wl.name}] float64 reference: loss {ref_loss:.6g}, {ref_steps} steps")
+        wl_rows, runs = [], {}
+        for st in strategies:
+            if (wl.name, st.name) in skip:
+                wl_rows.append(
+                    {
+                        "workload": wl.name,
+                        "strategy": st.name,
+                        "adjoint": st.adjoint,
+                        "batching": st.batching,
+                        "skipped": "skipped by request (--skip)",
+                    }
+                )
+                continue
+            try:
+                row, runs[st.name] = prepare_pair(
+                    wl, st, weights, ref_grad, optimizer=optimizer, count=count
+                )
+            except Exception as e:  # record and go on: one failure must not lose the run
+                row = {
+                    "workload": wl.name,
+                    "strategy": st.name,
+                    "adjoint": st.adjoint,
+                    "batching": st.batching,
+                    "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(limit=3),
+                }
+                log(f"[{wl.name}] {st.name}: FAILED {row['error'][:200]}")
+            else:
+                log(
+                    f"[{wl.name}] {st.name}: compiled in {row['compile_s']:.1f} s, first call "
+                    f"{row['first_call_s']:.3g} s, temp {row['memory']['temp_bytes']} B, "
+                    f"NFE {row['nfe']}, grad err {row['grad_error']:.2e}"
+                )
+            wl_rows.append(row)
+        timing = interleaved_timing(
+            runs,
+            warmup=1,
+            budget_s=budget_s * max(1, len(runs)),
+            min_rounds=min_reps,
+            max_rounds=max_reps,
+        )
+        for row in wl_rows:
+            if row["strategy"] in timing:
+                row["timing"] = {
+                    "compile_s": row["compile_s"],
+                    "first_call_s": row["first_call_s"],
+                    **timing[row["strategy"]],
+                }
+                log(f"[{wl.name}] {row['strategy']}: {row['timing']['median_ms']:.4g} ms/step")
+        rows += wl_rows
+    _add_ratios(rows, "ratio", BASELINE)
+    return {
+        "workloads": {
+            w.name: {**dataclasses.asdict(w), "description": w.describe()} for w in workloads
+        },
+        "strategies": {
+            s.name: {
+                "changes": s.changes,
+                "description": s.description,
+                "checkpoint_factor": s.checkpoint_factor,
+            }
+            for s in strategies
+        },
+        "optimizer": optimizer,
+        "references": references,
+        "rows": rows,
+    }
+
+
+def _add_ratios(rows: list[dict[str, Any]], key: str, baseline: str) -> None:
+    base = {
+        r["workload"]: r["timing"]["median_ms"]
+        for r in rows
+        if r["strategy"] == baseline and "timing" in r
+    }
+    for r in rows:
+        b = base.get(r["workload"])
+        r[key] = r["timing"]["median_ms"] / b if (b and "timing" in r) else None

@@ -1,0 +1,227 @@
+"""The command line: `python -m odezoo.bench {adjoints,scaling,peers,accuracy,all}`
+(also `odezoo bench ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from ._accuracy import TOLERANCES, run_accuracy
+from ._adjoints import run_adjoints
+from ._peers import run_peers
+from ._report import environment, write_report
+from ._scaling import STEPS, run_scaling, scaling_strategies, scaling_workload
+from ._strategies import strategies
+from ._workloads import workloads
+
+COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "all")
+PEERS = (
+    "odezoo",
+    "odezoo-unfixed",
+    "odezoo-backsolve",
+    "jax-experimental-ode",
+    "torchdiffeq-odeint",
+    "torchdiffeq-adjoint",
+)
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", choices=COMMANDS, help="what to measure")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and few repetitions: checks the harness, not timings",
+    )
+    p.add_argument(
+        "--workloads",
+        type=_csv,
+        default=None,
+        help="comma-separated: toy,mlp,cnf,conv (default: all)",
+    )
+    p.add_argument(
+        "--strategies",
+        type=_csv,
+        default=None,
+        help="comma-separated strategy names (default: all for the experiment)",
+    )
+    p.add_argument(
+        "--peers",
+        type=_csv,
+        default=None,
+        help=f"comma-separated contenders for `peers` (default: {','.join(PEERS)})",
+    )
+    p.add_argument(
+        "--steps",
+        type=_csv,
+        default=None,
+        help=f"step counts for `scaling` (default: {','.join(map(str, STEPS))})",
+    )
+    p.add_argument(
+        "--tolerances",
+        type=_csv,
+        default=None,
+        help="tolerances for `accuracy` (default: 1e-3 ... 1e-8)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: benchmarks/results, or "
+        "benchmarks/results/quick with --quick)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of timed calls per measurement (default 5, quick 0.2)",
+    )
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument(
+        "--skip",
+        type=_csv,
+        default=[],
+        help="comma-separated workload:strategy pairs not to run in `adjoints`",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch intra-op threads for `peers` (default: all cores; use 1 on a loaded machine)",
+    )
+    p.add_argument(
+        "--no-count", action="store_true", help="skip the counted run that measures backward NFE"
+    )
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `bench` subcommand to an `argparse` subparsers object (for `odezoo bench`).
+
+    The handler is stored as the parser's `func` default: call `args.func(args)`.
+    """
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark adjoint strategies, scaling and peers",
+        description="Benchmark adjoint strategies: time, memory, gradient error and NFE; "
+        "scaling with the number of steps; a comparison with torchdiffeq and "
+        "jax.experimental.ode. Results go to benchmarks/results/.",
+    )
+    _configure(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of `python -m odezoo.bench`."""
+    p = argparse.ArgumentParser(prog="python -m odezoo.bench", description=__doc__)
+    _configure(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `python -m odezoo.bench ARGS`; returns the exit status."""
+    return run(parser().parse_args(argv))
+
+
+def _pick(available: dict[str, Any], names: list[str] | None, what: str) -> list[Any]:
+    if names is None:
+        return list(available.values())
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown}; choose from {sorted(available)}")
+    return [available[n] for n in names]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the experiment(s) named by parsed arguments and write the reports."""
+    quick = args.quick
+    out = Path(args.out or ("benchmarks/results/quick" if quick else "benchmarks/results"))
+    budget = args.budget if args.budget is not None else (0.2 if quick else 5.0)
+    platform = "gpu" if jax.devices()[0].platform == "gpu" else "cpu"
+    wls = _pick(workloads(quick, platform), args.workloads, "workload")
+    experiments = COMMANDS[:-1] if args.experiment == "all" else (args.experiment,)
+    reps = dict(min_reps=2, max_reps=5) if quick else dict(min_reps=5, max_reps=50)
+    log = lambda msg: print(msg, flush=True)
+    status = 0
+    for exp in experiments:
+        t0 = time.perf_counter()
+        env = environment()
+        if exp == "adjoints":
+            result = run_adjoints(
+                wls,
+                _pick(strategies(), args.strategies, "strategy"),
+                optimizer=args.optimizer,
+                budget_s=budget,
+                count=not args.no_count,
+                log=log,
+                skip=[tuple(x.split(":", 1)) for x in args.skip],
+                **reps,
+            )
+        elif exp == "scaling":
+            steps = (
+                [int(s) for s in args.steps]
+                if args.steps
+                else ([4, 16, 64] if quick else list(STEPS))
+            )
+            result = run_scaling(
+                scaling_workload(quick),
+                _pick(scaling_strategies(), args.strategies, "strategy"),
+                steps,
+                optimizer=args.optimizer,
+                budget_s=budget,
+                log=log,
+                min_reps=2 if quick else 3,
+                max_reps=5 if quick else 20,
+            )
+        elif exp == "peers":
+            result = run_peers(
+                wls,
+                include=args.peers or PEERS,
+                torch_threads=args.torch_threads,
+                optimizer=args.optimizer,
+                budget_s=budget * 4,
+                log=log,
+                min_rounds=2 if quick else 5,
+                max_rounds=5 if quick else 50,
+            )
+        else:
+            default = ["checkpoint", "backsolve", "backsolve-seminorm"]
+            tols = (
+                [float(t) for t in args.tolerances]
+                if args.tolerances
+                else ([1e-3, 1e-6] if quick else list(TOLERANCES))
+            )
+            acc_wls = wls if args.workloads else [w for w in wls if w.name in ("toy", "cnf")]
+            result = run_accuracy(
+                acc_wls,
+                _pick(strategies(), args.strategies or default, "strategy"),
+                tols,
+                log=log,
+            )
+        result["environment"] = env
+        result["quick"] = quick
+        result["seconds"] = time.perf_counter() - t0
+        for path in write_report(exp, result, out):
+            log(f"wrote {path}")
+        if _failures(exp, result):
+            status = 1
+    return status
+
+
+def _failures(exp: str, result: dict[str, Any]) -> bool:
+    rows = result.get("rows", [])
+    if exp == "peers":
+        return any("error" in c for r in rows for c in r["contenders"].values())
+    return any("error" in r for r in rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

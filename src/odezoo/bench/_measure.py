@@ -1,0 +1,281 @@
+"""Measurements of one training step: time, memory, NFE and gradient error."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._counting import count_evaluations
+from .._solver import Solver
+from ._workloads import Workload
+
+
+@dataclasses.dataclass
+class Timing:
+    """Wall-clock timing of a compiled function.
+
+    Fields:
+
+    - `compile_s`: seconds to trace, lower and compile (`jax.jit(f).lower(...).compile()`).
+    - `first_call_s`: seconds of the first call of the compiled function.
+    - `median_ms`: median milliseconds per call over `reps` calls after warm-up.
+    - `min_ms`, `p25_ms`, `p75_ms`: the fastest call and the quartiles.
+    - `reps`: calls timed.
+    """
+
+    compile_s: float
+    first_call_s: float
+    median_ms: float
+    min_ms: float
+    p25_ms: float
+    p75_ms: float
+    reps: int
+
+
+@dataclasses.dataclass
+class Memory:
+    """Memory of a compiled function.
+
+    On every platform, from XLA's compiled memory analysis, which is deterministic:
+    `temp_bytes` (scratch buffers: activations, checkpoints, solver state),
+    `argument_bytes`, `output_bytes` and `peak_bytes` (XLA's estimate of the peak of
+    all live buffers, `None` where the backend does not report it). On a GPU,
+    `device_peak_bytes` is the device's `peak_bytes_in_use` after the runs (cumulative
+    over the process, so an upper bound); `None` elsewhere.
+    """
+
+    temp_bytes: int
+    argument_bytes: int
+    output_bytes: int
+    peak_bytes: int | None
+    device_peak_bytes: int | None = None
+
+
+def compile_fn(fn: Callable, *args) -> tuple[Any, float]:
+    """`(compiled, seconds)`: `jax.jit(fn)` lowered and compiled for `args`."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def time_compiled(
+    compiled: Callable,
+    args: tuple,
+    *,
+    compile_s: float = float("nan"),
+    warmup: int = 2,
+    min_reps: int = 5,
+    max_reps: int = 50,
+    budget_s: float = 5.0,
+) -> Timing:
+    """Time a compiled function: one first call, `warmup` calls, then as many timed
+    calls as fit in `budget_s` (between `min_reps` and `max_reps`); every call blocks
+    until its result is ready. All calls get the same `args`, so the work (e.g. the
+    number of solver steps) is the same in each."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    first = time.perf_counter() - t0
+    est = first
+    for _ in range(warmup):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        est = time.perf_counter() - t0
+    reps = int(min(max_reps, max(min_reps, budget_s / max(est, 1e-6))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append((time.perf_counter() - t0) * 1e3)
+    q = np.percentile(times, [25, 75])
+    return Timing(
+        compile_s=compile_s,
+        first_call_s=first,
+        median_ms=statistics.median(times),
+        min_ms=min(times),
+        p25_ms=float(q[0]),
+        p75_ms=float(q[1]),
+        reps=reps,
+    )
+
+
+def memory_of(compiled) -> Memory:
+    """The [`Memory`][odezoo.bench.Memory] of a compiled function (no run needed, except
+    for the GPU's device statistics)."""
+    ma = compiled.memory_analysis()
+    peak = getattr(ma, "peak_memory_in_bytes", None)
+    device_peak = None
+    dev = jax.devices()[0]
+    if dev.platform == "gpu":  # pragma: no cover - no GPU in CI
+        stats = dev.memory_stats() or {}
+        device_peak = stats.get("peak_bytes_in_use")
+    return Memory(
+        temp_bytes=int(ma.temp_size_in_bytes),
+        argument_bytes=int(ma.argument_size_in_bytes),
+        output_bytes=int(ma.output_size_in_bytes),
+        peak_bytes=None if peak is None else int(peak),
+        device_peak_bytes=device_peak,
+    )
+
+
+def interleaved_timing(
+    contenders: dict[str, Callable[[], Any]],
+    *,
+    warmup: int = 2,
+    rounds: int | None = None,
+    budget_s: float = 20.0,
+    min_rounds: int = 5,
+    max_rounds: int = 50,
+) -> dict[str, dict[str, float]]:
+    """Time several callables in alternation (one call of each per round), so that a
+    change of machine load hits all of them alike; each call must block until done.
+
+    Returns `{name: {"median_ms", "min_ms", "p25_ms", "p75_ms", "rounds"}}`.
+    """
+    per_call = {}
+    for name, fn in contenders.items():
+        for _ in range(warmup):
+            t0 = time.perf_counter()
+            fn()
+            per_call[name] = time.perf_counter() - t0
+    if rounds is None:
+        total = sum(per_call.values()) or 1e-6
+        rounds = int(min(max_rounds, max(min_rounds, budget_s / total)))
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for r in range(rounds):
+        names = list(contenders)
+        if r % 2:
+            names.reverse()
+        for name in names:
+            t0 = time.perf_counter()
+            contenders[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for name, ts in times.items():
+        q = np.percentile(ts, [25, 50, 75])
+        out[name] = {
+            "median_ms": float(q[1]),
+            "min_ms": float(min(ts)),
+            "p25_ms": float(q[0]),
+            "p75_ms": float(q[2]),
+            "rounds": rounds,
+        }
+    return out
+
+
+# -- training step ----------------------------------------------------------------------
+
+
+def train_step(
+    workload: Workload, model: eqx.Module, optimizer: optax.GradientTransformation
+) -> tuple[Callable, tuple]:
+    """A training step and its arguments: `step(params, opt_state, data)` computes the
+    loss, its gradient and the optimizer update.
+
+    Returns `(step, (params, opt_state, data))`; `step` returns
+    `(new_params, new_opt_state, loss, grads, stats)` and is meant to be jitted
+    (see [`compile_fn`][odezoo.bench.compile_fn]). The gradient is returned too, so the
+    timed step also gives the gradient whose error is reported.
+    """
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def step(params, opt_state, data):
+        def loss_fn(p):
+            return workload.loss(eqx.combine(p, static), data)
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, grads, stats
+
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    return step, (params, optimizer.init(params), data)
+
+
+def make_optimizer(name: str = "sgd", learning_rate: float = 1e-3):
+    """`optax.sgd` or `optax.adam` at `learning_rate`."""
+    if name == "sgd":
+        return optax.sgd(learning_rate)
+    if name == "adam":
+        return optax.adam(learning_rate)
+    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
+
+
+# -- NFE ------------------------------------------------------------------------------
+
+
+def count_nfe(workload: Workload, weights: dict[str, np.ndarray], solver: Solver) -> dict[str, int]:
+    """Evaluations of the vector field in one loss-and-gradient computation, counted by
+    [`count_evaluations`][odezoo.count_evaluations] in a separate run (the counting
+    callbacks are slow, so never in a timed run).
+
+    Returns `{"total_evals": ..., "vjps": ...}`: every evaluation of `f` (forward solve,
+    recomputation and reverse solves, and the reconstruction check of `"checked"`) and
+    every vector-Jacobian product of `f`. With `batching="vmap"` one evaluation of the
+    vectorised loop counts once.
+    """
+    model = workload.build(weights, solver.replace(count_evals=True))
+    params, static = eqx.partition(model, eqx.is_array)
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    grad = jax.jit(jax.grad(lambda p, d: workload.loss(eqx.combine(p, static), d)[0]))
+    compiled = grad.lower(params, data).compile()
+    with count_evaluations() as n:
+        jax.block_until_ready(compiled(params, data))
+    return {"total_evals": n.forward, "vjps": n.vjp}
+
+
+# -- gradient error ---------------------------------------------------------------------
+
+
+def flat_gradient(grads) -> np.ndarray:
+    """All leaves of a gradient pytree (`None`s dropped) as one float64 NumPy vector."""
+    leaves = [np.ravel(np.asarray(g, np.float64)) for g in jax.tree_util.tree_leaves(grads)]
+    return np.concatenate(leaves) if leaves else np.zeros(0)
+
+
+def relative_error(grad, reference) -> float:
+    """Relative L2 error `|g - g_ref| / |g_ref|` of two gradient pytrees or vectors."""
+    g = flat_gradient(grad) if not isinstance(grad, np.ndarray) else grad.astype(np.float64)
+    r = flat_gradient(reference) if not isinstance(reference, np.ndarray) else reference
+    if g.shape != r.shape:
+        raise ValueError(f"gradient sizes differ: {g.shape} vs {r.shape}")
+    denom = np.linalg.norm(r)
+    if denom == 0:
+        return float(np.linalg.norm(g))
+    return float(np.linalg.norm(g - r) / denom)
+
+
+def reference_gradient(
+    workload: Workload,
+    weights: dict[str, np.ndarray],
+    tol: float = 1e-10,
+    max_steps: int = 100_000,
+) -> tuple[float, np.ndarray, int]:
+    """The float64 reference: loss and parameter gradient with the same weights cast to
+    float64, Dopri5 at `rtol = atol = tol`, checkpointed adjoint (the exact gradient of a
+    very accurate discretisation).
+
+    Returns `(loss, flat gradient, steps)`.
+    """
+    data_np = workload.data()
+    with jax.enable_x64(True):
+        solver = Solver(rtol=tol, atol=tol, max_steps=max_steps)
+        model = workload.build(weights, solver, dtype=jnp.float64)
+        params, static = eqx.partition(model, eqx.is_array)
+        data = {k: jnp.asarray(v, jnp.float64) for k, v in data_np.items()}
+
+        @jax.jit
+        def value_and_grad(p, d):
+            return jax.value_and_grad(
+                lambda q: workload.loss(eqx.combine(q, static), d), has_aux=True
+            )(p)
+
+        (loss, stats), grads = value_and_grad(params, data)
+        return float(loss), flat_gradient(grads), int(stats.num_steps)

@@ -1,0 +1,424 @@
+"""Peers: torchdiffeq (`odeint`, `odeint_adjoint`) and `jax.experimental.ode.odeint` on
+the same workloads with the same weights.
+
+PyTorch and torchdiffeq are the optional extra `peers` (`pip install odezoo[peers]`);
+without them the torch contenders are skipped and said so in the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
+from ._workloads import Workload
+
+
+def torch_available() -> str | None:
+    """`None` when torch and torchdiffeq import, else the reason they do not."""
+    try:
+        import torch  # noqa: F401
+        import torchdiffeq  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def jax_ode_available() -> str | None:
+    """`None` when `jax.experimental.ode.odeint` exists in this jax, else why not."""
+    try:
+        from jax.experimental.ode import odeint  # noqa: F401
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+# -- torch models -------------------------------------------------------------------------
+
+
+def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
+    """A `torch.nn.Module` computing the workload's vector field on a batch, with the
+    same weights as the odezoo model, and counting its calls in `.nfe`.
+
+    Its `forward(t, y)` takes the batched state (a tensor, or for the CNF the pair
+    `(z, logdet)` whose derivative is `(dz, trace)` with the trace computed exactly,
+    as FFJORD does, by one autograd pass per dimension).
+    """
+    import torch
+    from torch import nn
+
+    def param(name):
+        return nn.Parameter(torch.from_numpy(np.array(weights[name], np.float32)))
+
+    class Field(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.nfe = 0
+            self.kind = workload.kind
+            self.params = nn.ParameterDict({_torch_name(k): param(k) for k in weights})
+
+        def p(self, name):
+            return self.params[_torch_name(name)]
+
+        def _mlp(self, t, y):
+            h = torch.cat([y, t.expand(y.shape[0], 1)], dim=1)
+            n = workload.depth + 1
+            for i in range(n):
+                w = self.p(f".dynamics.layers[{i}].weight")
+                b = self.p(f".dynamics.layers[{i}].bias")
+                h = torch.nn.functional.linear(h, w, b)
+                if i < n - 1:
+                    h = torch.tanh(h)
+            return h
+
+        def _conv(self, t, y):
+            tt = t.expand(y.shape[0], 1, *y.shape[2:])
+            h = y
+            n = workload.depth + 1
+            for i in range(n):
+                w = self.p(f".dynamics.convs[{i}].weight")
+                b = self.p(f".dynamics.convs[{i}].bias")
+                h = torch.nn.functional.conv2d(
+                    torch.cat([h, tt], dim=1), w, b, padding=workload.kernel // 2
+                )
+                if i < n - 1:
+                    h = torch.tanh(h)
+            return h
+
+        def _squash(self, s, z):
+            T = self.p(".fields[0].sqrt_time") ** 2
+            t = (T * s).reshape(1, 1)
+            h = z
+            n = workload.depth + 1
+            for i in range(n):
+                pre = f".fields[0].dynamics.layers[{i}]."
+                lin = torch.nn.functional.linear(
+                    h, self.p(pre + "linear.weight"), self.p(pre + "linear.bias")
+                )
+                gate = torch.nn.functional.linear(
+                    t, self.p(pre + "gate.weight"), self.p(pre + "gate.bias")
+                )
+                h = lin * torch.sigmoid(gate) + self.p(pre + "shift") * t
+                if i < n - 1:
+                    h = torch.tanh(h)
+            return T * h
+
+        def forward(self, t, y):
+            self.nfe += 1
+            if self.kind in ("toy", "mlp"):
+                return self._mlp(t, y)
+            if self.kind == "conv":
+                return self._conv(t, y)
+            z, _ = y
+            with torch.enable_grad():
+                if not z.requires_grad:
+                    z = z.requires_grad_(True)
+                dz = self._squash(t, z)
+                tr = torch.zeros(z.shape[0], dtype=z.dtype)
+                for i in range(z.shape[1]):
+                    tr = tr + torch.autograd.grad(dz[:, i].sum(), z, create_graph=True)[0][:, i]
+            return dz, tr
+
+    return Field()
+
+
+def _torch_name(name: str) -> str:
+    return name.strip(".").replace(".", "_").replace("[", "_").replace("]", "")
+
+
+def torch_loss(workload: Workload, field, data: dict[str, Any], solve: Callable):
+    """The workload's loss in torch; `solve(field, y0, t)` returns the states at `t`."""
+    import torch
+
+    x = torch.from_numpy(data["x"])
+    if workload.kind == "cnf":
+        t = torch.tensor([0.0, 1.0])
+        z1, logdet1 = solve(field, (x, torch.zeros(x.shape[0])), t)
+        z, logdet = z1[-1], logdet1[-1]
+        d = z.shape[1]
+        logp = -0.5 * (z**2).sum(1) - 0.5 * d * math.log(2 * math.pi) + logdet
+        return -logp.mean()
+    t = torch.tensor([0.0, workload.t1])
+    y1 = solve(field, x, t)[-1]
+    err = (y1 - torch.from_numpy(data["y"])).reshape(x.shape[0], -1)
+    return (err**2).sum(1).mean()
+
+
+def torch_contenders(
+    workload: Workload,
+    weights: dict[str, np.ndarray],
+    *,
+    optimizer: str = "sgd",
+    learning_rate: float = 1e-3,
+) -> dict[str, dict[str, Any]]:
+    """torchdiffeq `odeint` and `odeint_adjoint` training steps (Dopri5 at the workload's
+    tolerances, loss + backward + optimizer step), each as `{"run": callable, ...}`.
+
+    Every `run()` first restores the initial weights, so all calls do the same work.
+    """
+    import torch
+    import torchdiffeq
+
+    data = workload.data()
+    out = {}
+    for name, odeint in (
+        ("torchdiffeq-odeint", torchdiffeq.odeint),
+        ("torchdiffeq-adjoint", torchdiffeq.odeint_adjoint),
+    ):
+        field = torch_field(workload, weights)
+        init = [p.detach().clone() for p in field.parameters()]
+        cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+        opt = cls(field.parameters(), lr=learning_rate)
+        solve = lambda f, y0, t, odeint=odeint: odeint(
+            f, y0, t, rtol=workload.rtol, atol=workload.atol, method="dopri5"
+        )
+
+        def run(field=field, opt=opt, solve=solve, init=init):
+            with torch.no_grad():
+                for p, p0 in zip(field.parameters(), init, strict=True):
+                    p.copy_(p0)
+            opt.zero_grad()
+            loss = torch_loss(workload, field, data, solve)
+            loss.backward()
+            opt.step()
+            return float(loss)
+
+        def nfe(field=field, solve=solve, init=init):
+            with torch.no_grad():
+                for p, p0 in zip(field.parameters(), init, strict=True):
+                    p.copy_(p0)
+            field.nfe = 0
+            loss = torch_loss(workload, field, data, solve)
+            fwd = field.nfe
+            loss.backward()
+            return {"forward": fwd, "backward_evals": field.nfe - fwd}
+
+        out[name] = {"run": run, "nfe": nfe}
+    return out
+
+
+def torch_euler_check(
+    workload: Workload, weights: dict[str, np.ndarray], steps: int = 8
+) -> dict[str, float]:
+    """Same weights, same discretisation: fixed-step Euler with `steps` steps in odezoo
+    (diffrax) and torchdiffeq. Returns the relative differences of the losses and of
+    the parameter gradients (float32: expect about 1e-6)."""
+    import torchdiffeq
+
+    data = workload.data()
+    span = 1.0 if workload.kind == "cnf" else workload.t1
+    dt = span / steps
+    field = torch_field(workload, weights)
+    loss_t = torch_loss(
+        workload,
+        field,
+        data,
+        lambda f, y0, t: torchdiffeq.odeint(f, y0, t, method="euler", options={"step_size": dt}),
+    )
+    loss_t.backward()
+    grads_t = {name: p.grad.numpy() for name, p in field.params.items()}
+
+    from .._solver import Solver
+
+    solver = Solver(solver=diffrax.Euler(), dt0=dt, max_steps=steps + 1)
+    model = workload.build(weights, solver)
+    params, static = eqx.partition(model, eqx.is_array)
+    d = {k: jnp.asarray(v) for k, v in data.items()}
+    (loss_j, _), grads_j = jax.value_and_grad(
+        lambda p: workload.loss(eqx.combine(p, static), d), has_aux=True
+    )(params)
+    flat, _ = jax.tree_util.tree_flatten_with_path(grads_j)
+    named = {_torch_name(jax.tree_util.keystr(k)): np.asarray(v) for k, v in flat}
+    order = sorted(named)
+    gj = np.concatenate([np.ravel(named[k]) for k in order])
+    gt = np.concatenate([np.ravel(grads_t[k]) for k in order])
+    return {
+        "euler_steps": steps,
+        "loss_odezoo": float(loss_j),
+        "loss_torch": float(loss_t),
+        "loss_rel_diff": abs(float(loss_j) - float(loss_t)) / max(abs(float(loss_t)), 1e-30),
+        "grad_rel_diff": relative_error(gj, gt.astype(np.float64)),
+    }
+
+
+# -- jax.experimental.ode -----------------------------------------------------------------
+
+
+def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: str = "sgd"):
+    """A jitted training step with `jax.experimental.ode.odeint` (its own Dopri5 and
+    backsolve adjoint) on the same field and weights, as `(step, args)`."""
+    import optax
+    from jax.experimental.ode import odeint
+
+    model = workload.build(weights)
+    opt = make_optimizer(optimizer)
+    x0 = jnp.asarray(workload.data()["x"])
+    field, _, t0, t1, _ = model.ode(x0)
+    params, static = eqx.partition(field, eqx.is_array)
+
+    def loss_fn(p, data):
+        _, y0, _, _, _ = model.ode(data["x"])
+        func = lambda y, t, q: jax.vmap(lambda yi: eqx.combine(q, static)(t, yi, None))(y)
+        ys = odeint(
+            func,
+            y0,
+            jnp.array([t0, t1], jnp.float32),
+            p,
+            rtol=workload.rtol,
+            atol=workload.atol,
+        )
+        y1 = jax.tree_util.tree_map(lambda v: v[-1], ys)
+        if workload.kind == "cnf":
+            return -jnp.mean(workload.cnf_log_prob(y1[0], y1[1]))
+        return workload.loss_from_output(y1, data)
+
+    def step(p, opt_state, data):
+        loss, grads = jax.value_and_grad(loss_fn)(p, data)
+        updates, opt_state = opt.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    return step, (params, opt.init(params), data)
+
+
+ODEZOO_CONTENDERS: dict[str, dict[str, Any]] = {
+    "odezoo": {},
+    "odezoo-backsolve": {"adjoint": "backsolve"},
+    # odezoo's default as it ran before the benchmark's fixes (docs/benchmarks.md).
+    "odezoo-unfixed": {"solver": diffrax.Dopri5(scan_kind="checkpointed"), "dt0": 0.01},
+}
+
+
+# -- the comparison -------------------------------------------------------------------------
+
+
+def run_peers(
+    workloads: Iterable[Workload],
+    *,
+    include: Iterable[str] = (
+        "odezoo",
+        "odezoo-unfixed",
+        "odezoo-backsolve",
+        "jax-experimental-ode",
+        "torchdiffeq-odeint",
+        "torchdiffeq-adjoint",
+    ),
+    optimizer: str = "sgd",
+    budget_s: float = 20.0,
+    min_rounds: int = 5,
+    max_rounds: int = 50,
+    torch_threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Compare odezoo's default training step with the peers, workload by workload.
+
+    `torch_threads` sets PyTorch's intra-op threads (default: the number of cores). On
+    a loaded machine use 1: with more threads than free cores, PyTorch's OpenMP
+    threads spin-wait at every barrier (measured here: 5-10x slower).
+
+    All contenders use the same NumPy weights and batch. Timings are interleaved (see
+    [`interleaved_timing`][odezoo.bench.interleaved_timing]); `ratio` is a contender's
+    median over odezoo's (default: checkpoint, batch as one ODE) in the same run, so
+    `ratio > 1` means odezoo is faster. Correctness: `loss` of every contender at the
+    benchmark tolerance, and a same-discretisation check against torchdiffeq (fixed-step
+    Euler; see [`torch_euler_check`][odezoo.bench.torch_euler_check]).
+
+    Returns `{"skipped": {...}, "rows": [...]}`.
+    """
+    include = list(include)
+    skipped: dict[str, str] = {}
+    torch_why = torch_available()
+    if torch_why is not None:
+        for name in ("torchdiffeq-odeint", "torchdiffeq-adjoint"):
+            if name in include:
+                skipped[name] = f"not installed (pip install odezoo[peers]): {torch_why}"
+    jode_why = jax_ode_available()
+    if jode_why is not None and "jax-experimental-ode" in include:
+        skipped["jax-experimental-ode"] = jode_why
+    include = [c for c in include if c not in skipped]
+    for name, why in skipped.items():
+        log(f"peers: skipping {name}: {why}")
+
+    if torch_why is None:
+        import torch
+
+        torch.set_num_threads(torch_threads or max(1, _cpu_count()))
+
+    rows = []
+    for wl in workloads:
+        weights = wl.weights()
+        row: dict[str, Any] = {"workload": wl.name, "contenders": {}}
+        runs: dict[str, Callable[[], Any]] = {}
+        for name in include:
+            info: dict[str, Any] = {}
+            try:
+                if name.startswith("odezoo"):
+                    changes = ODEZOO_CONTENDERS[name]
+                    model = wl.build(weights, wl.solver(**changes))
+                    step, args = train_step(wl, model, make_optimizer(optimizer))
+                    compiled, info["compile_s"] = compile_fn(step, *args)
+                    out = compiled(*args)
+                    info["loss"] = float(out[2])
+                    info["nfe_forward"] = out[4].to_dict()["nfe"]
+                    runs[name] = lambda c=compiled, a=args: jax.block_until_ready(c(*a))
+                elif name == "jax-experimental-ode":
+                    step, args = jax_ode_step(wl, weights, optimizer)
+                    compiled, info["compile_s"] = compile_fn(step, *args)
+                    info["loss"] = float(compiled(*args)[2])
+                    runs[name] = lambda c=compiled, a=args: jax.block_until_ready(c(*a))
+                else:
+                    contender = torch_contenders(wl, weights, optimizer=optimizer)[name]
+                    info["loss"] = contender["run"]()
+                    nfe = contender["nfe"]()
+                    info["nfe_forward"] = nfe["forward"]
+                    info["nfe_backward_evals"] = nfe["backward_evals"]
+                    runs[name] = contender["run"]
+            except Exception as e:
+                info["error"] = f"{type(e).__name__}: {e}"
+                log(f"[{wl.name}] {name}: FAILED {info['error'][:200]}")
+            row["contenders"][name] = info
+        if torch_why is None and any(n.startswith("torchdiffeq") for n in include):
+            try:
+                row["same_weights_check"] = torch_euler_check(wl, weights)
+            except Exception as e:
+                row["same_weights_check"] = {"error": f"{type(e).__name__}: {e}"}
+        timing = interleaved_timing(
+            runs, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds
+        )
+        base = timing.get("odezoo", {}).get("median_ms")
+        for name, t in timing.items():
+            row["contenders"][name].update(t)
+            row["contenders"][name]["ratio"] = t["median_ms"] / base if base else None
+        if "odezoo" in row["contenders"] and "loss" in row["contenders"]["odezoo"]:
+            ref = row["contenders"]["odezoo"]["loss"]
+            for c in row["contenders"].values():
+                if "loss" in c:
+                    c["loss_rel_diff"] = abs(c["loss"] - ref) / max(abs(ref), 1e-30)
+        summary = ", ".join(
+            f"{n} {c.get('median_ms', float('nan')):.3g} ms (x{c.get('ratio') or float('nan'):.2f})"
+            for n, c in row["contenders"].items()
+        )
+        log(f"[{wl.name}] {summary}")
+        rows.append(row)
+    threads = None
+    if torch_why is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    return {"skipped": skipped, "torch_threads": threads, "rows": rows}
+
+
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1

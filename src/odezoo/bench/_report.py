@@ -1,0 +1,435 @@
+"""Reports: environment, JSON, markdown tables and plots under `benchmarks/results/`."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import jax
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and library versions of this run (recorded in every result file).
+
+    The `accelerator` entry names the GPU, or says that none was available; `load`
+    is the machine's 1/5/15-minute load average at the start (other work on a shared
+    machine slows every timing alike, but not the ratios measured in one run as much).
+    """
+    devices = jax.devices()
+    gpu = [d for d in devices if d.platform == "gpu"]
+    versions = {}
+    for name in (
+        "odezoo",
+        "jax",
+        "jaxlib",
+        "diffrax",
+        "equinox",
+        "optax",
+        "numpy",
+        "torch",
+        "torchdiffeq",
+    ):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:  # pragma: no cover
+        load = None
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "platform": devices[0].platform,
+        "devices": [str(d) for d in devices],
+        "accelerator": gpu[0].device_kind if gpu else "none (no GPU available in this session)",
+        "cpu": _cpu_name(),
+        "cpu_count": _cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "load_average": load,
+        "versions": versions,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def hardware_line(env: dict[str, Any]) -> str:
+    """One line: CPU, cores, accelerator and the main library versions."""
+    v = env["versions"]
+    libs = ", ".join(
+        f"{k} {v[k]}" for k in ("jax", "diffrax", "equinox", "torch", "torchdiffeq") if v.get(k)
+    )
+    return (
+        f"{env['cpu_count']}-core CPU ({env['cpu']}), accelerator: {env['accelerator']}; "
+        f"{libs}; load average at start {_fmt_load(env.get('load_average'))}"
+    )
+
+
+def _fmt_load(load) -> str:
+    return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, result: dict[str, Any]) -> Path:
+    """Write `result` as strict JSON (NaN and inf become `null`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(result), indent=1, allow_nan=False, default=str) + "\n")
+    return path
+
+
+# -- markdown -----------------------------------------------------------------------------
+
+
+def _num(x, fmt="{:.3g}") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return fmt.format(x)
+
+
+def _mib(b) -> str:
+    return "–" if b is None else f"{b / 2**20:.3g}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def adjoints_markdown(result: dict[str, Any]) -> str:
+    """The adjoint benchmark as a markdown table, with its workloads listed."""
+    out = ["## Adjoint strategies: one training step (loss + gradient + SGD)", ""]
+    out.append(f"Hardware: {hardware_line(result['environment'])}.")
+    out.append("")
+    for name, wl in result["workloads"].items():
+        note = f" ({wl['note']})" if wl.get("note") else ""
+        ref = result["references"].get(name, {})
+        out.append(
+            f"- **{name}**: {wl['description']}; Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
+            f"{note}. float64 reference: {ref.get('steps', '?')} steps at "
+            f"{ref.get('tol', float('nan')):g}."
+        )
+    out.append("")
+    out.append(
+        "Time: median ms per jitted step after warm-up (ratio: over `checkpoint`, "
+        "odezoo's default, same run); compile: seconds to lower and compile. Memory: "
+        "XLA's compiled temp buffers (deterministic). NFE: forward evaluations "
+        "(from the solve's statistics), backward evaluations of f (recomputation, "
+        "reverse solves, checks) and VJPs (counted in a separate run). Gradient "
+        "error: relative L2 against float64 at tolerance 1e-10."
+    )
+    out.append("")
+    rows = []
+    for r in result["rows"]:
+        if "error" in r or "skipped" in r:
+            what = "failed: " + r["error"][:80] if "error" in r else "skipped"
+            rows.append([r["workload"], r["strategy"], what] + [""] * 8)
+            continue
+        nfe = r["nfe"]
+        rows.append(
+            [
+                r["workload"],
+                r["strategy"],
+                _num(r["timing"]["median_ms"]),
+                _num(r["ratio"], "{:.2f}"),
+                _num(r["timing"]["compile_s"], "{:.1f}"),
+                _mib(r["memory"]["temp_bytes"]),
+                str(nfe.get("forward", "–")),
+                str(nfe.get("backward_evals", "–")),
+                str(nfe.get("backward_vjps", "–")),
+                _num(r["grad_error"], "{:.1e}"),
+                "yes" if r.get("fell_back") else "",
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "workload",
+                "strategy",
+                "ms/step",
+                "ratio",
+                "compile s",
+                "temp MiB",
+                "fwd NFE",
+                "bwd evals",
+                "bwd VJPs",
+                "grad error",
+                "fell back",
+            ],
+            rows,
+        )
+    )
+    return "\n".join(out) + "\n"
+
+
+def peers_markdown(result: dict[str, Any]) -> str:
+    """The peer comparison as a markdown table."""
+    out = ["## Peers: one training step, same weights (loss + gradient + SGD)", ""]
+    out.append(f"Hardware: {hardware_line(result['environment'])}.")
+    out.append("")
+    out.append(
+        "Timings interleaved in one run; ratio = contender's median / odezoo's default "
+        "(checkpoint, batch as one ODE), so > 1 means odezoo is faster. Loss diff: "
+        "relative difference from odezoo's loss at the same tolerance (different step "
+        "sequences). Same-weights check: fixed-step Euler (8 steps) in both frameworks. "
+        f"PyTorch intra-op threads: {result.get('torch_threads')}."
+    )
+    for name, why in result.get("skipped", {}).items():
+        out.append(f"\nSkipped {name}: {why}")
+    out.append("")
+    rows = []
+    for r in result["rows"]:
+        for name, c in r["contenders"].items():
+            if "error" in c:
+                rows.append([r["workload"], name, "failed: " + c["error"][:80], "", "", "", ""])
+                continue
+            nfe = str(c.get("nfe_forward", "–"))
+            if "nfe_backward_evals" in c:
+                nfe += f" / {c['nfe_backward_evals']}"
+            rows.append(
+                [
+                    r["workload"],
+                    name,
+                    _num(c.get("median_ms")),
+                    _num(c.get("ratio"), "{:.2f}"),
+                    _num(c.get("loss"), "{:.6g}"),
+                    _num(c.get("loss_rel_diff"), "{:.1e}"),
+                    nfe,
+                ]
+            )
+    out.append(
+        _table(
+            [
+                "workload",
+                "contender",
+                "ms/step",
+                "ratio",
+                "loss",
+                "loss diff",
+                "fwd NFE (/ bwd evals)",
+            ],
+            rows,
+        )
+    )
+    checks = [(r["workload"], r.get("same_weights_check")) for r in result["rows"]]
+    checks = [(w, c) for w, c in checks if c]
+    if checks:
+        out.append("")
+        out.append(
+            _table(
+                ["workload", "Euler loss rel. diff", "Euler gradient rel. diff"],
+                [
+                    [
+                        w,
+                        _num(c.get("loss_rel_diff"), "{:.1e}"),
+                        _num(c.get("grad_rel_diff"), "{:.1e}"),
+                    ]
+                    if "error" not in c
+                    else [w, "failed: " + c["error"][:80], ""]
+                    for w, c in checks
+                ],
+            )
+        )
+    return "\n".join(out) + "\n"
+
+
+def scaling_markdown(result: dict[str, Any]) -> str:
+    """The scaling experiment as a markdown table (one row per step count)."""
+    out = ["## Scaling with the number of solver steps", ""]
+    out.append(f"Hardware: {hardware_line(result['environment'])}.")
+    out.append("")
+    out.append(
+        f"Workload: {result['workload']['description']}; {result['solver']}. "
+        "Per strategy: median ms per training step / XLA temp memory in MiB."
+    )
+    out.append("")
+    names = list(dict.fromkeys(r["strategy"] for r in result["rows"]))
+    rows = []
+    for n in result["steps"]:
+        row = [str(n)]
+        for name in names:
+            r = next((x for x in result["rows"] if x["steps"] == n and x["strategy"] == name), None)
+            if r is None or "error" in r:
+                row.append("failed" if r else "–")
+            else:
+                row.append(
+                    f"{_num(r['timing']['median_ms'])} ms / {_mib(r['memory']['temp_bytes'])} MiB"
+                )
+        rows.append(row)
+    out.append(_table(["steps", *names], rows))
+    return "\n".join(out) + "\n"
+
+
+def accuracy_markdown(result: dict[str, Any]) -> str:
+    """Gradient error against tolerance as a markdown table."""
+    out = ["## Gradient error against tolerance", ""]
+    out.append(f"Hardware: {hardware_line(result['environment'])}.")
+    out.append("")
+    out.append(
+        "Relative L2 error of the float32 parameter gradient against a float64 "
+        f"reference at tolerance {result['reference_tol']:g}; Dopri5 at rtol = atol = "
+        "tol. In brackets: forward steps."
+    )
+    out.append("")
+    keys = list(dict.fromkeys((r["workload"], r["strategy"]) for r in result["rows"]))
+    rows = []
+    for wl, st in keys:
+        row = [wl, st]
+        for tol in result["tolerances"]:
+            r = next(
+                (
+                    x
+                    for x in result["rows"]
+                    if (x["workload"], x["strategy"], x["tol"]) == (wl, st, tol)
+                ),
+                None,
+            )
+            if r is None or "error" in r:
+                row.append("failed" if r else "–")
+            else:
+                row.append(f"{_num(r['grad_error'], '{:.1e}')} ({r['steps']})")
+        rows.append(row)
+    out.append(_table(["workload", "strategy", *[f"{t:g}" for t in result["tolerances"]]], rows))
+    return "\n".join(out) + "\n"
+
+
+# -- plots --------------------------------------------------------------------------------
+
+
+def plot_scaling(result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
+    """`scaling_time.png` and `scaling_memory.png`: time and memory against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    names = list(dict.fromkeys(r["strategy"] for r in result["rows"]))
+    for what, key, label in (
+        ("time", lambda r: r["timing"]["median_ms"], "ms per training step"),
+        ("memory", lambda r: r["memory"]["temp_bytes"] / 2**20, "XLA temp memory (MiB)"),
+    ):
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for name in names:
+            pts = [
+                (r["steps"], key(r))
+                for r in result["rows"]
+                if r["strategy"] == name and "error" not in r
+            ]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("solver steps (Euler)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{what} vs steps: {result['workload']['name']}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"scaling_{what}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_accuracy(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """`accuracy.png`: gradient error against tolerance, a panel per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 4), squeeze=False)
+    for ax, wl in zip(axes[0], workloads, strict=True):
+        names = list(dict.fromkeys(r["strategy"] for r in result["rows"] if r["workload"] == wl))
+        for name in names:
+            pts = [
+                (r["tol"], r["grad_error"])
+                for r in result["rows"]
+                if r["workload"] == wl and r["strategy"] == name and "error" not in r
+            ]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("rtol = atol")
+        ax.set_ylabel("relative gradient error")
+        ax.set_title(wl)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(out_dir) / "accuracy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
+    """Write `<kind>.json`, `<kind>.md` and, for scaling and accuracy, the plots.
+
+    Arguments:
+
+    - `kind`: `"adjoints"`, `"peers"`, `"scaling"` or `"accuracy"`.
+    - `result`: what the matching `run_*` returned, with `"environment"` added.
+    - `out_dir`: the folder (created if needed).
+
+    Returns the paths written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    render = {
+        "adjoints": adjoints_markdown,
+        "peers": peers_markdown,
+        "scaling": scaling_markdown,
+        "accuracy": accuracy_markdown,
+    }[kind]
+    paths = [write_json(out_dir / f"{kind}.json", result)]
+    md = out_dir / f"{kind}.md"
+    md.write_text(render(_clean(result)))
+    paths.append(md)
+    if kind == "scaling":
+        paths += plot_scaling(_clean(result), out_dir)
+    if kind == "accuracy":
+        paths.append(plot_accuracy(_clean(result), out_dir))
+    return paths

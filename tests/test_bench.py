@@ -1,0 +1,109 @@
+"""The benchmark harness (odezoo.bench): structure of its output, gradient errors, memory
+analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are checked."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from odezoo import bench
+from odezoo.bench import _peers
+
+
+def test_relative_error_of_pytrees_and_vectors():
+    ref = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([[4.0]])}
+    assert bench.relative_error(ref, ref) == 0.0
+    off = {"a": jnp.array([3.0, 0.5]), "b": jnp.array([[4.0]])}
+    assert bench.relative_error(off, ref) == pytest.approx(0.5 / 5.0)
+    assert bench.relative_error(np.array([1.0, 1.0]), np.array([1.0, 0.0])) == 1.0
+    with pytest.raises(ValueError, match="sizes differ"):
+        bench.relative_error(np.ones(2), np.ones(3))
+
+
+def test_memory_analysis_returns_deterministic_numbers():
+    f = lambda x: jnp.tanh(x @ x.T).sum()
+    x = jnp.ones((64, 32))
+    compiled, seconds = bench.compile_fn(jax.grad(f), x)
+    mem = bench.memory_of(compiled)
+    assert seconds > 0
+    assert isinstance(mem.temp_bytes, int) and mem.temp_bytes > 0
+    assert mem.argument_bytes == 64 * 32 * 4 and mem.output_bytes == 64 * 32 * 4
+    assert mem == bench.memory_of(bench.compile_fn(jax.grad(f), x)[0])
+
+
+def test_workload_weights_load_into_the_model_exactly():
+    wl = bench.workloads(quick=True)["mlp"]
+    weights = wl.weights()
+    assert all(v.dtype == np.float32 for v in weights.values())
+    model = wl.build(weights)
+    name = ".dynamics.layers[1].weight"
+    np.testing.assert_array_equal(model.dynamics.layers[1].weight, weights[name])
+    with pytest.raises(ValueError, match="do not match"):
+        wl.build({k: v for k, v in weights.items() if k != name})
+    np.testing.assert_array_equal(wl.weights()[name], weights[name])  # deterministic
+
+
+def test_strategy_checkpoint_factor():
+    s = bench.strategies()["checkpoint-4x"]
+    solver = s.apply(bench.workloads(quick=True)["toy"].solver())
+    assert solver.checkpoints == 4 * 90  # diffrax's default for max_steps=4096 is 90
+
+
+def test_adjoints_quick_cli_writes_json_markdown_and_sane_numbers(tmp_path):
+    argv = [
+        "adjoints",
+        "--quick",
+        "--workloads",
+        "toy",
+        "--strategies",
+        "checkpoint",
+        "--out",
+        str(tmp_path),
+    ]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "adjoints.json").read_text())
+    assert "| toy | checkpoint |" in (tmp_path / "adjoints.md").read_text()
+    env = result["environment"]
+    assert env["versions"]["jax"] == jax.__version__ and env["cpu_count"] >= 1
+    assert result["references"]["toy"]["steps"] > 0
+    (row,) = result["rows"]
+    assert row["strategy"] == "checkpoint" and row["ratio"] == 1.0
+    assert row["timing"]["median_ms"] > 0 and row["timing"]["rounds"] >= 2
+    assert row["timing"]["compile_s"] > 0
+    assert row["memory"]["temp_bytes"] > 0  # numbers, not timings
+    # float32 at tolerance 1e-6 against float64 at 1e-10
+    assert 0 < row["grad_error"] < 1e-3
+    nfe = row["nfe"]
+    assert nfe["forward"] == 3 + 6 * nfe["steps"]  # Dopri5 + initial-step selection
+    # Checkpointing differentiates each evaluation but the initial-step selection's
+    # two, and recomputes each once.
+    assert nfe["backward_vjps"] == nfe["forward"] - 2
+    assert nfe["backward_evals"] == nfe["backward_vjps"]
+
+
+def test_scaling_backsolve_memory_is_flat_and_checkpointing_grows():
+    wl = bench.scaling_workload(quick=True)
+    strategies = bench.scaling_strategies()
+    result = bench.run_scaling(
+        wl,
+        [strategies["checkpoint-all"], strategies["backsolve"]],
+        [4, 64],
+        budget_s=0.0,
+        min_reps=1,
+        max_reps=1,
+        log=lambda _: None,
+    )
+    mem = {(r["strategy"], r["steps"]): r["memory"]["temp_bytes"] for r in result["rows"]}
+    assert all(r["num_steps"] == r["steps"] for r in result["rows"])
+    assert mem["backsolve", 64] == mem["backsolve", 4]
+    assert mem["checkpoint-all", 64] > 4 * mem["checkpoint-all", 4]
+
+
+def test_peers_skip_cleanly_without_torch(monkeypatch):
+    monkeypatch.setattr(_peers, "torch_available", lambda: "ModuleNotFoundError: no torch")
+    out = bench.run_peers([], log=lambda _: None)
+    assert set(out["skipped"]) == {"torchdiffeq-odeint", "torchdiffeq-adjoint"}
+    assert "pip install odezoo[peers]" in out["skipped"]["torchdiffeq-odeint"]
+    assert out["rows"] == []
