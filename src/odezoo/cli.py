@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute a zoo entry's card metrics from its shipped weights and exit 1 if "
         "they disagree with the card",
     )
+
+    from .bench import add_parser as add_bench_parser  # odezoo bench (src/odezoo/bench/)
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -390,7 +394,17 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-_COMMANDS = {"list": _cmd_list, "info": _cmd_info, "train": _cmd_train, "eval": _cmd_eval}
+def _cmd_bench(args) -> int:
+    return args.func(args)
+
+
+_COMMANDS = {
+    "list": _cmd_list,
+    "info": _cmd_info,
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "bench": _cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
