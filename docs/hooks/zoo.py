@@ -34,6 +34,9 @@ def _overview() -> str:
         "weights against the card with `odezoo eval NAME --check` (CI does this for every",
         "entry).",
         "",
+        "Training times in the cards were measured on a 2-core CPU that was shared with other",
+        "jobs while the zoo was trained, so they are upper bounds.",
+        "",
         "| entry | model | headline metrics | parameters |",
         "|---|---|---|---|",
     ]
