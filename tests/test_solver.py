@@ -76,8 +76,9 @@ def test_backward_evaluations_are_counted(adjoint):
         # Each forward evaluation is differentiated once, except the two of the
         # initial-step selection (no gradient flows through the step size).
         assert count.vjp == int(stats.nfe) - 2
-        # ... and recomputed once (stage residuals kept, see `_stage_loop`).
-        assert count.forward == int(stats.nfe) + count.vjp
+        # ... and, for one example (diffrax's checkpointed stage loop), recomputed twice;
+        # a batch solved as one ODE stores the stage residuals (tests/test_bench.py).
+        assert count.forward == int(stats.nfe) + 2 * count.vjp
 
 
 def test_vmap_and_batch_modes_agree():

@@ -350,9 +350,13 @@ def _stage_loop(rk, kind, field=None):
     the one step being differentiated, so each is evaluated once more: 2x the forward
     NFE, same gradient, a little more memory per step (constant in the number of steps).
     Measured by `odezoo.bench` (docs/benchmarks.md): 1.4x faster MLP training steps on
-    CPU. A field whose stage residuals are large next to its cost (the exact-trace CNF:
-    6x the memory and 1.5x slower) opts out with a class attribute
-    `store_stages = False`.
+    CPU. Used only for a batch solved as one ODE: under `vmap` (per-example solves,
+    whose loop runs masked steps for examples that have finished) the bounded stage
+    loop gave wrong gradients (2.5e-2 relative error on the seed toy at rtol 1.4e-8,
+    against 2e-7 with diffrax's checkpointed stages), so single-example solves, which a
+    user may vmap, keep diffrax's default. A field whose stage residuals are large next
+    to its cost (the exact-trace CNF: 6x the memory and 1.5x slower) opts out with a
+    class attribute `store_stages = False`.
     """
     while isinstance(field, CountedField | _BatchField):
         field = field.field
@@ -366,13 +370,13 @@ def _stage_loop(rk, kind, field=None):
     return rk
 
 
-def _one_solve(solver, field, y0, args, t0, t1, ts, kind):
+def _one_solve(solver, field, y0, args, t0, t1, ts, kind, store_stages=False):
     """A single diffrax solve of `field` (which already handles any batch axis)."""
     # `t1=True` is always saved: on failure diffrax stores there the time it reached.
     saveat = diffrax.SaveAt(ts=ts, t1=True) if ts is not None else diffrax.SaveAt(t1=True)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        _stage_loop(solver.solver, kind, field),
+        _stage_loop(solver.solver, kind, field) if store_stages else solver.solver,
         t0,
         t1,
         _initial_step(solver, field, y0, args, t0, t1) if _auto_dt0(solver) else solver.dt0,
@@ -479,7 +483,7 @@ def solve(
 
     if batched and solver.batching == "batch":
         run_field = _BatchField(field, has_ex)
-        run = lambda k, y: _one_solve(solver, run_field, y, args, t0, t1, ts, k)
+        run = lambda k, y: _one_solve(solver, run_field, y, args, t0, t1, ts, k, True)
         recon = lambda y: _reconstruction_error(solver, run_field, y, args, t0, t1)
     elif batched:
         axes = (None, 0) if has_ex else None
