@@ -84,3 +84,15 @@ def test_threshold_controls_the_fallback():
     assert int(_stats(strict, X).fell_back) == 1
     with pytest.raises(ValueError, match="check_threshold"):
         odezoo.Solver(adjoint="checked", check_threshold=0.0)
+
+
+def test_checked_adjoint_with_a_plain_function_field():
+    solver = odezoo.Solver(adjoint="checked")
+
+    def loss(a):
+        y, stats = odezoo.solve(solver, lambda t, y, args: -args * y, jnp.ones(2), a)
+        return jnp.sum(y), stats
+
+    (value, stats), g = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(0.5))
+    assert int(stats.fell_back) == 0
+    np.testing.assert_allclose(g, -2 * np.exp(-0.5), rtol=1e-3)

@@ -149,6 +149,16 @@ class Solver(eqx.Module):
     - `count_evals`: wrap the vector field in a counter read by
       [`count_evaluations`][odezoo.count_evaluations] (for measurement only: slow).
 
+    !!! warning
+
+        With `adjoint="checkpoint"` a batch solved as one ODE keeps each Runge-Kutta
+        step's stage residuals (diffrax's bounded stage loop: one recomputation of `f`
+        per stage instead of two). Under an outer `jax.vmap` that stage loop gave wrong
+        gradients in our measurements, so per-example (`batching="vmap"`) and
+        single-example solves use diffrax's default stage loop; do not wrap a *batched*
+        call (`model.apply`, `model.batch`) in your own `jax.vmap` when you need
+        gradients — use `batching="vmap"` instead.
+
     Example:
 
     ```python
@@ -407,9 +417,9 @@ def _one_solve(solver, field, y0, args, t0, t1, ts, kind, store_stages=False):
 
 def _reconstruction_error(solver, field, y0, args, t0, t1):
     """Forward solve then reverse solve; RMS error of the recovered y0 in tolerance units."""
-    y0 = jax.lax.stop_gradient(y0)
-    args = jax.lax.stop_gradient(args)
-    field = jax.lax.stop_gradient(field)
+    # No gradient flows through the check (the field may be a plain function).
+    dynamic, static = eqx.partition((field, y0, args), eqx.is_array)
+    field, y0, args = eqx.combine(jax.lax.stop_gradient(dynamic), static)
     plain = solver.replace(adjoint="checkpoint", seminorm=False)
     y1, _ = _one_solve(plain, field, y0, args, t0, t1, None, "checkpoint")
     y0_rec, _ = _one_solve(plain, field, y1, args, t1, t0, None, "checkpoint")
