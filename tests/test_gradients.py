@@ -65,8 +65,12 @@ def _loss_fn(model, x, weights):
     return loss
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", ["odenet", "anode", "conv-odenet"])
 def test_gradients_match_finite_differences_for_every_adjoint(x64, name):
+    check_gradients(name)
+
+
+def check_gradients(name):
     key_model, key_x, key_w, key_v = jax.random.split(jax.random.key(0), 4)
     model, xshape = MODELS[name](key_model)
     x = jax.random.normal(key_x, xshape)

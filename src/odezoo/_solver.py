@@ -8,6 +8,7 @@ holds one, and [`solve`][odezoo.solve] is the function they all call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -37,6 +38,11 @@ _EVALS: dict[type, tuple[int, int]] = {
     diffrax.Tsit5: (1, 6),
     diffrax.Dopri5: (1, 6),
 }
+
+
+def _field_names(module) -> list[str]:
+    """A dataclass's fields (not its ClassVars, which `__dataclass_fields__` also lists)."""
+    return [f.name for f in dataclasses.fields(module)]
 
 
 class SolverError(RuntimeError):
@@ -78,7 +84,7 @@ class SolveStats(eqx.Module):
     def to_dict(self) -> dict[str, float]:
         """The statistics as a dict of Python numbers (call outside `jit`)."""
         out = {}
-        for name in self.__dataclass_fields__:
+        for name in _field_names(self):
             value = float(getattr(self, name))
             out[name] = int(value) if value.is_integer() else value
         return out
@@ -228,13 +234,11 @@ class Solver(eqx.Module):
         fast = odezoo.Solver().replace(rtol=1e-2, atol=1e-2)
         ```
         """
-        unknown = set(changes) - set(self.__dataclass_fields__)
+        names = _field_names(self)
+        unknown = set(changes) - set(names)
         if unknown:
-            raise ValueError(
-                f"unknown Solver field(s) {sorted(unknown)}; "
-                f"valid: {sorted(self.__dataclass_fields__)}"
-            )
-        fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
+            raise ValueError(f"unknown Solver field(s) {sorted(unknown)}; valid: {sorted(names)}")
+        fields = {k: getattr(self, k) for k in names}
         fields.update(changes)
         return Solver(**fields)
 
@@ -248,7 +252,7 @@ class Solver(eqx.Module):
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-able dict that [`Solver.from_config`][odezoo.Solver.from_config] reads."""
-        cfg = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "solver"}
+        cfg = {k: getattr(self, k) for k in _field_names(self) if k != "solver"}
         cfg["solver"] = type(self.solver).__name__
         return cfg
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar, Literal
 
@@ -285,6 +286,6 @@ class CNF(eqx.Module):
 
 
 def _replace(field: CNFField, **changes) -> CNFField:
-    kw = {name: getattr(field, name) for name in field.__dataclass_fields__}
+    kw = {f.name: getattr(field, f.name) for f in dataclasses.fields(field)}
     kw.update(changes)
     return CNFField(**kw)
