@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ._mlp import init_linear
+from ._mlp import linear_stack
 
 
 class ConcatMLP(eqx.Module):
@@ -51,11 +51,7 @@ class ConcatMLP(eqx.Module):
         key: PRNGKeyArray,
     ):
         sizes = [size + 1] + [width_size] * depth + [size]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            init_linear(a, b, init=init, scale=init_scale, key=k)
-            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
-        )
+        self.layers = linear_stack(sizes, init=init, scale=init_scale, key=key)
         self.activation = activation
 
     def __call__(self, t, y: Array) -> Array:
@@ -167,6 +163,26 @@ class _Conv(eqx.Module):
         return out.reshape(-1, h, w) + self.bias[:, None, None]
 
 
+def _conv_stack(channels, hidden_channels, kernel_size, depth, extra_in, key):
+    """`depth` hidden convolutions and one back to `channels`, each taking `extra_in`
+    more input channels (the time channel of dynamics)."""
+    sizes = [channels] + [hidden_channels] * depth + [channels]
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(
+        _Conv(a + extra_in, b, kernel_size, key=k)
+        for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+    )
+
+
+def _run_convs(convs, activation, h: Array, extra: Array | None = None) -> Array:
+    """Apply the stack, concatenating `extra` channels to every convolution's input."""
+    for i, conv in enumerate(convs):
+        h = conv(h if extra is None else jnp.concatenate([h, extra], axis=0))
+        if i < len(convs) - 1:
+            h = activation(h)
+    return h
+
+
 class ConvBlock(eqx.Module):
     """A residual convolutional block without time: `conv(act(conv(x)))`-style, for a
     [`ResNet`][odezoo.ResNet] on image features (the discrete counterpart of
@@ -204,21 +220,11 @@ class ConvBlock(eqx.Module):
         activation: Callable = jnp.tanh,
         key: PRNGKeyArray,
     ):
-        sizes = [channels] + [hidden_channels] * depth + [channels]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.convs = tuple(
-            _Conv(a, b, kernel_size, key=k)
-            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
-        )
+        self.convs = _conv_stack(channels, hidden_channels, kernel_size, depth, 0, key)
         self.activation = activation
 
     def __call__(self, x: Array) -> Array:
-        h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(h)
-            if i < len(self.convs) - 1:
-                h = self.activation(h)
-        return h
+        return _run_convs(self.convs, self.activation, x)
 
 
 class ConvDynamics(eqx.Module):
@@ -259,19 +265,9 @@ class ConvDynamics(eqx.Module):
         activation: Callable = jnp.tanh,
         key: PRNGKeyArray,
     ):
-        sizes = [channels] + [hidden_channels] * depth + [channels]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.convs = tuple(
-            _Conv(a + 1, b, kernel_size, key=k)
-            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
-        )
+        self.convs = _conv_stack(channels, hidden_channels, kernel_size, depth, 1, key)
         self.activation = activation
 
     def __call__(self, t, y: Array) -> Array:
         tt = jnp.broadcast_to(jnp.asarray(t, y.dtype), (1, *y.shape[1:]))
-        h = y
-        for i, conv in enumerate(self.convs):
-            h = conv(jnp.concatenate([h, tt], axis=0))
-            if i < len(self.convs) - 1:
-                h = self.activation(h)
-        return h
+        return _run_convs(self.convs, self.activation, y, extra=tt)

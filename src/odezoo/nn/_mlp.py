@@ -27,6 +27,17 @@ def init_linear(
     return layer
 
 
+def linear_stack(
+    sizes: list[int], *, init: str, scale: float, key: PRNGKeyArray
+) -> tuple[eqx.nn.Linear, ...]:
+    """Linear layers `sizes[0] -> sizes[1] -> ...`, initialised by `init_linear`."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(
+        init_linear(a, b, init=init, scale=scale, key=k)
+        for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+    )
+
+
 class MLP(eqx.Module):
     """A multilayer perceptron on vectors.
 
@@ -73,11 +84,7 @@ class MLP(eqx.Module):
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
         sizes = [in_size] + [width_size] * depth + [out_size]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            init_linear(a, b, init=init, scale=init_scale, key=k)
-            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
-        )
+        self.layers = linear_stack(sizes, init=init, scale=init_scale, key=key)
         self.activation = activation
         self.in_size = in_size
         self.out_size = out_size
