@@ -95,17 +95,16 @@ class SolveStats(eqx.Module):
         if len(stats) == 1:
             return stats[0]
         tot = lambda name: sum(getattr(s, name) for s in stats)
+        worst = lambda name: jnp.max(jnp.stack([getattr(s, name) for s in stats]))
         return SolveStats(
             num_steps=tot("num_steps"),
             num_accepted_steps=tot("num_accepted_steps"),
             num_rejected_steps=tot("num_rejected_steps"),
             nfe=tot("nfe"),
             t_reached=stats[-1].t_reached,
-            failed=jnp.maximum(*[s.failed for s in stats[:2]])
-            if len(stats) == 2
-            else jnp.max(jnp.stack([s.failed for s in stats])),
-            reversibility_error=jnp.max(jnp.stack([s.reversibility_error for s in stats])),
-            fell_back=jnp.max(jnp.stack([s.fell_back for s in stats])),
+            failed=worst("failed"),
+            reversibility_error=worst("reversibility_error"),
+            fell_back=worst("fell_back"),
         )
 
 
