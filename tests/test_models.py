@@ -92,6 +92,24 @@ def test_conv_matches_lax_convolution():
     np.testing.assert_allclose(conv(x), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_conv_dynamics_matches_lax_convolutions():
+    # the stack runs channels-last inside; compare with NCHW convolutions on [y, t]
+    dyn = odezoo.nn.ConvDynamics(3, 5, 3, 2, key=jax.random.key(2))
+    y = jax.random.normal(jax.random.key(3), (3, 6, 4))
+    t = 0.7
+    h = y
+    for i, conv in enumerate(dyn.convs):
+        h = jnp.concatenate([h, jnp.full((1, 6, 4), t)], axis=0)
+        h = (
+            jax.lax.conv_general_dilated(
+                h[None], conv.weight, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")
+            )[0]
+            + conv.bias[:, None, None]
+        )
+        h = jnp.tanh(h) if i < len(dyn.convs) - 1 else h
+    np.testing.assert_allclose(dyn(t, y), h, rtol=1e-5, atol=1e-5)
+
+
 def test_classifier_with_ode_block():
     k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
     net = odezoo.Classifier(
