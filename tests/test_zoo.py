@@ -121,12 +121,18 @@ def test_mismatched_weights_give_a_clear_error(tmp_path):
     )
 
 
-def test_cli_eval_check(capsys):
+def test_cli_eval_check(capsys, tmp_path, monkeypatch):
     from odezoo.cli import main
 
     assert main(["eval", "seed-cubic-resnet", "--check"]) == 0
     assert "card confirmed" in capsys.readouterr().out
-    untrained = [n for n in zoo.names() if not zoo.has_weights(n)]
-    if untrained:
-        assert main(["eval", untrained[0], "--check"]) == 1
-        assert "no card" in capsys.readouterr().err
+    # an entry with a config but no weights yet: a clear error, exit status 1
+    folder = tmp_path / "untrained-cubic"
+    folder.mkdir()
+    cfg = json.loads((zoo.entry_dir("seed-cubic-resnet") / "config.json").read_text())
+    cfg["name"] = "untrained-cubic"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
+    assert not zoo.has_weights("untrained-cubic")
+    assert main(["eval", "untrained-cubic", "--check"]) == 1
+    assert "no card" in capsys.readouterr().err
