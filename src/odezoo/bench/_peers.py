@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
+from ._report import _cpu_count
 from ._workloads import Workload
 
 
@@ -413,12 +414,3 @@ def run_peers(
 
         threads = torch.get_num_threads()
     return {"skipped": skipped, "torch_threads": threads, "rows": rows}
-
-
-def _cpu_count() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
