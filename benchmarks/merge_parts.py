@@ -10,7 +10,7 @@ from pathlib import Path
 from odezoo.bench import write_report
 
 ROOT = Path(__file__).resolve().parent / "results"
-RERUNS = (("toy", "checkpoint-vmap"), ("conv", "checkpoint-vmap"))
+RERUNS = (("toy", "checkpoint-vmap"),)
 
 
 def main() -> None:
