@@ -14,21 +14,13 @@ import jax
 
 from ._accuracy import TOLERANCES, run_accuracy
 from ._adjoints import run_adjoints
-from ._peers import run_peers
+from ._peers import CONTENDERS, run_peers
 from ._report import environment, write_report
 from ._scaling import STEPS, run_scaling, scaling_strategies, scaling_workload
 from ._strategies import strategies
 from ._workloads import workloads
 
 COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "all")
-PEERS = (
-    "odezoo",
-    "odezoo-unfixed",
-    "odezoo-backsolve",
-    "jax-experimental-ode",
-    "torchdiffeq-odeint",
-    "torchdiffeq-adjoint",
-)
 
 
 def _csv(text: str) -> list[str]:
@@ -58,7 +50,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--peers",
         type=_csv,
         default=None,
-        help=f"comma-separated contenders for `peers` (default: {','.join(PEERS)})",
+        help=f"comma-separated contenders for `peers` (default: {','.join(CONTENDERS)})",
     )
     p.add_argument(
         "--steps",
@@ -184,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         elif exp == "peers":
             result = run_peers(
                 wls,
-                include=args.peers or PEERS,
+                include=args.peers or CONTENDERS,
                 torch_threads=args.torch_threads,
                 optimizer=args.optimizer,
                 budget_s=budget * 4,

@@ -297,20 +297,24 @@ ODEZOO_CONTENDERS: dict[str, dict[str, Any]] = {
 }
 
 
+CONTENDERS: tuple[str, ...] = (
+    "odezoo",
+    "odezoo-unfixed",
+    "odezoo-backsolve",
+    "jax-experimental-ode",
+    "torchdiffeq-odeint",
+    "torchdiffeq-adjoint",
+)
+"""Every contender `run_peers` knows, in the order the tables list them."""
+
+
 # -- the comparison -------------------------------------------------------------------------
 
 
 def run_peers(
     workloads: Iterable[Workload],
     *,
-    include: Iterable[str] = (
-        "odezoo",
-        "odezoo-unfixed",
-        "odezoo-backsolve",
-        "jax-experimental-ode",
-        "torchdiffeq-odeint",
-        "torchdiffeq-adjoint",
-    ),
+    include: Iterable[str] = CONTENDERS,
     optimizer: str = "sgd",
     budget_s: float = 20.0,
     min_rounds: int = 5,

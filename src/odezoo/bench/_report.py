@@ -131,11 +131,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _preamble(title: str, result: dict[str, Any]) -> list[str]:
+    """A report's heading and hardware line, as the first lines of its markdown."""
+    return [f"## {title}", "", f"Hardware: {hardware_line(result['environment'])}.", ""]
+
+
 def adjoints_markdown(result: dict[str, Any]) -> str:
     """The adjoint benchmark as a markdown table, with its workloads listed."""
-    out = ["## Adjoint strategies: one training step (loss + gradient + SGD)", ""]
-    out.append(f"Hardware: {hardware_line(result['environment'])}.")
-    out.append("")
+    out = _preamble("Adjoint strategies: one training step (loss + gradient + SGD)", result)
     for name, wl in result["workloads"].items():
         note = f" ({wl['note']})" if wl.get("note") else ""
         ref = result["references"].get(name, {})
@@ -199,9 +202,7 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
 
 def peers_markdown(result: dict[str, Any]) -> str:
     """The peer comparison as a markdown table."""
-    out = ["## Peers: one training step, same weights (loss + gradient + SGD)", ""]
-    out.append(f"Hardware: {hardware_line(result['environment'])}.")
-    out.append("")
+    out = _preamble("Peers: one training step, same weights (loss + gradient + SGD)", result)
     out.append(
         "Timings interleaved in one run; ratio = contender's median / odezoo's default "
         "(checkpoint, batch as one ODE), so > 1 means odezoo is faster. Loss diff: "
@@ -270,9 +271,7 @@ def peers_markdown(result: dict[str, Any]) -> str:
 
 def scaling_markdown(result: dict[str, Any]) -> str:
     """The scaling experiment as a markdown table (one row per step count)."""
-    out = ["## Scaling with the number of solver steps", ""]
-    out.append(f"Hardware: {hardware_line(result['environment'])}.")
-    out.append("")
+    out = _preamble("Scaling with the number of solver steps", result)
     out.append(
         f"Workload: {result['workload']['description']}; {result['solver']}. "
         "Per strategy: median ms per training step / XLA temp memory in MiB."
@@ -297,9 +296,7 @@ def scaling_markdown(result: dict[str, Any]) -> str:
 
 def accuracy_markdown(result: dict[str, Any]) -> str:
     """Gradient error against tolerance as a markdown table."""
-    out = ["## Gradient error against tolerance", ""]
-    out.append(f"Hardware: {hardware_line(result['environment'])}.")
-    out.append("")
+    out = _preamble("Gradient error against tolerance", result)
     out.append(
         "Relative L2 error of the float32 parameter gradient against a float64 "
         f"reference at tolerance {result['reference_tol']:g}; Dopri5 at rtol = atol = "
