@@ -23,7 +23,10 @@ CARD = "card.md"
 DEFAULT_SWEEP = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # Recomputed metrics must agree with the card within these bounds (relative for losses,
 # absolute for accuracies and NFE): CPU results differ a little across machines.
-CHECK_RTOL = {"loss": 1e-3, "nfe_forward": 0.05}
+# A loss evaluated at a loose training tolerance moves with float rounding: XLA's code for
+# another CPU (or another optimisation level) changed seed-cubic-anode's 0.009565 to
+# 0.009549 (0.17%). 1% still catches mismatched weights, which move it by far more.
+CHECK_RTOL = {"loss": 1e-2, "nfe_forward": 0.05}
 CHECK_ATOL = {"accuracy": 0.003}
 
 
