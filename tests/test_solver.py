@@ -76,8 +76,8 @@ def test_backward_evaluations_are_counted(adjoint):
         # Each forward evaluation is differentiated once, except the two of the
         # initial-step selection (no gradient flows through the step size).
         assert count.vjp == int(stats.nfe) - 2
-        # ... and, for one example (diffrax's checkpointed stage loop), recomputed twice;
-        # a batch solved as one ODE stores the stage residuals (tests/test_bench.py).
+        # ... and recomputed twice: once when the step is recomputed from its checkpoint,
+        # once by diffrax's checkpointed stage loop (tests/test_bench.py: a batch too).
         assert count.forward == int(stats.nfe) + 2 * count.vjp
 
 

@@ -154,16 +154,6 @@ class Solver(eqx.Module):
     - `count_evals`: wrap the vector field in a counter read by
       [`count_evaluations`][odezoo.count_evaluations] (for measurement only: slow).
 
-    !!! warning
-
-        With `adjoint="checkpoint"` a batch solved as one ODE keeps each Runge-Kutta
-        step's stage residuals (diffrax's bounded stage loop: one recomputation of `f`
-        per stage instead of two). Under an outer `jax.vmap` that stage loop gave wrong
-        gradients in our measurements, so per-example (`batching="vmap"`) and
-        single-example solves use diffrax's default stage loop; do not wrap a *batched*
-        call (`model.apply`, `model.batch`) in your own `jax.vmap` when you need
-        gradients — use `batching="vmap"` instead.
-
     Example:
 
     ```python
@@ -354,42 +344,13 @@ def _rms(x: PyTree) -> Array:
     return jnp.sqrt(jnp.mean(flat**2))
 
 
-def _stage_loop(rk, kind, field=None):
-    """The diffrax solver with the stage loop that suits the adjoint `kind`.
-
-    diffrax runs the stages of a Runge-Kutta step in a checkpointed loop by default, so
-    backpropagating through a step (`"checkpoint"`) evaluates every stage twice more:
-    3x the forward NFE in all. A `"bounded"` stage loop keeps the stages' residuals for
-    the one step being differentiated, so each is evaluated once more: 2x the forward
-    NFE, same gradient, a little more memory per step (constant in the number of steps).
-    Measured by `odezoo.bench` (docs/benchmarks.md): 1.4x faster MLP training steps on
-    CPU. Used only for a batch solved as one ODE: under `vmap` (per-example solves,
-    whose loop runs masked steps for examples that have finished) the bounded stage
-    loop gave wrong gradients (2.5e-2 relative error on the seed toy at rtol 1.4e-8,
-    against 2e-7 with diffrax's checkpointed stages), so single-example solves, which a
-    user may vmap, keep diffrax's default. A field whose stage residuals are large next
-    to its cost (the exact-trace CNF: 6x the memory and 1.5x slower) opts out with a
-    class attribute `store_stages = False`.
-    """
-    while isinstance(field, CountedField | _BatchField):
-        field = field.field
-    if (
-        kind == "checkpoint"
-        and isinstance(rk, diffrax.AbstractRungeKutta)
-        and getattr(rk, "scan_kind", "unset") is None
-        and getattr(field, "store_stages", True)
-    ):
-        return eqx.tree_at(lambda s: s.scan_kind, rk, "bounded", is_leaf=lambda x: x is None)
-    return rk
-
-
-def _one_solve(solver, field, y0, args, t0, t1, ts, kind, store_stages=False):
+def _one_solve(solver, field, y0, args, t0, t1, ts, kind):
     """A single diffrax solve of `field` (which already handles any batch axis)."""
     # `t1=True` is always saved: on failure diffrax stores there the time it reached.
     saveat = diffrax.SaveAt(ts=ts, t1=True) if ts is not None else diffrax.SaveAt(t1=True)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        _stage_loop(solver.solver, kind, field) if store_stages else solver.solver,
+        solver.solver,
         t0,
         t1,
         _initial_step(solver, field, y0, args, t0, t1) if _auto_dt0(solver) else solver.dt0,
@@ -496,7 +457,7 @@ def solve(
 
     if batched and solver.batching == "batch":
         run_field = _BatchField(field, has_ex)
-        run = lambda k, y: _one_solve(solver, run_field, y, args, t0, t1, ts, k, True)
+        run = lambda k, y: _one_solve(solver, run_field, y, args, t0, t1, ts, k)
         recon = lambda y: _reconstruction_error(solver, run_field, y, args, t0, t1)
     elif batched:
         axes = (None, 0) if has_ex else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -25,9 +25,6 @@ class CNFField(eqx.Module):
     `(z, logdet)` or, with regularisation, `(z, logdet, kinetic, jacobian_frobenius)`.
     """
 
-    # Backpropagating through a solver step, recompute the Runge-Kutta stages rather
-    # than store them: the trace's residuals are large (see odezoo._solver._stage_loop).
-    store_stages: ClassVar[bool] = False
 
     dynamics: eqx.Module
     sqrt_time: Array
