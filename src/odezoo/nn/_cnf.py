@@ -25,7 +25,6 @@ class CNFField(eqx.Module):
     `(z, logdet)` or, with regularisation, `(z, logdet, kinetic, jacobian_frobenius)`.
     """
 
-
     dynamics: eqx.Module
     sqrt_time: Array
     trace: str = eqx.field(static=True)
