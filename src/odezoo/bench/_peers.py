@@ -292,7 +292,8 @@ def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: 
 ODEZOO_CONTENDERS: dict[str, dict[str, Any]] = {
     "odezoo": {},
     "odezoo-backsolve": {"adjoint": "backsolve"},
-    # odezoo's default as it ran before the benchmark's fixes (docs/benchmarks.md).
+    # odezoo's default as it ran before the benchmark's initial-step fix
+    # (docs/benchmarks.md).
     "odezoo-unfixed": {"solver": diffrax.Dopri5(scan_kind="checkpointed"), "dt0": 0.01},
 }
 

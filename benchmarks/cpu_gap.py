@@ -1,0 +1,288 @@
+"""Why odezoo's default training step still trails torchdiffeq's `odeint` on CPU (MLP).
+
+A diagnostic, not part of `odezoo bench`: it measures, in one process and with the
+contenders timed in alternation, the pieces docs/benchmarks.md ("What is left") reports:
+
+1. `gemm`: one (1024, 256) @ (256, 256) float32 product and the two products of its
+   VJP, in XLA and in PyTorch.
+2. `field`: one evaluation of the MLP workload's vector field (batch 1024), and one
+   evaluation plus VJP, in odezoo and in PyTorch.
+3. `composition`: 19 explicit Euler steps of that field, forward and gradient, in a
+   `lax.scan`; against 19 times the isolated evaluation + VJP.
+4. `adjoints`: the training gradient (loss + gradient) of the MLP, toy and conv
+   workloads with odezoo's default, with diffrax's `bounded` Runge-Kutta stage loop
+   (which keeps the stages' residuals instead of recomputing them), with backsolve, and
+   with torchdiffeq's `odeint`; on the MLP also with a prototype adjoint that keeps the
+   first S steps' residuals (a bounded loop) and checkpoints the rest.
+5. `cnf`: the ffjord-checkerboard zoo entry's training gradient (batch 100, exact trace)
+   through odezoo against a hand-written diffrax CNF with the same module and weights.
+
+    python benchmarks/cpu_gap.py [--threads 2] [--out benchmarks/results]
+
+Needs the `peers` extra (torch, torchdiffeq). Writes `cpu_gap.json` and `cpu_gap.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools as ft
+from pathlib import Path
+
+import diffrax
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import odezoo
+import odezoo._solver as solver_module
+import odezoo.zoo
+from odezoo.bench._measure import interleaved_timing
+from odezoo.bench._peers import torch_field
+from odezoo.bench._report import _preamble, _table, environment, write_json
+from odezoo.bench._workloads import workloads
+
+
+class StoreThenCheckpoint(diffrax.RecursiveCheckpointAdjoint):
+    """Prototype: the first `store` steps run in a bounded loop, whose reverse pass
+    keeps every step's residuals (no recomputation); any further steps run in diffrax's
+    checkpointed loop. Same discretised gradient as `RecursiveCheckpointAdjoint`."""
+
+    store: int = eqx.field(static=True, default=8)
+
+    def loop(self, *, max_steps, throw, passed_solver_state, passed_controller_state, **kw):
+        del throw, passed_solver_state, passed_controller_state
+        store, checkpoints = self.store, self.checkpoints
+
+        def outer(cond_fun, body_fun, init_val, *, max_steps, buffers):
+            s = min(store, max_steps)
+            val = eqxi.while_loop(
+                cond_fun, body_fun, init_val, max_steps=s, buffers=buffers, kind="bounded",
+                base=max(s, 2),
+            )  # fmt: skip
+            if max_steps > s:
+                val = eqxi.while_loop(
+                    cond_fun, body_fun, val, max_steps=max_steps - s, buffers=buffers,
+                    kind="checkpointed", checkpoints=checkpoints,
+                )  # fmt: skip
+            return val
+
+        inner = ft.partial(eqxi.while_loop, kind="checkpointed")
+        return self._loop(max_steps=max_steps, inner_while_loop=inner, outer_while_loop=outer, **kw)
+
+
+def _blocking(fn, *args):
+    return lambda: jax.block_until_ready(fn(*args))
+
+
+def gemm(torch):
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(k1, (1024, 256))
+    g = jax.random.normal(k2, (1024, 256))
+    w = jax.random.normal(k3, (256, 256))
+    tx, tg, tw = (torch.from_numpy(np.array(a)) for a in (x, g, w))
+    return interleaved_timing(
+        {
+            "XLA x @ w": _blocking(jax.jit(lambda a, b: a @ b), x, w),
+            "XLA g @ w.T": _blocking(jax.jit(lambda a, b: a @ b.T), g, w),
+            "XLA x.T @ g": _blocking(jax.jit(lambda a, b: a.T @ b), x, g),
+            "torch x @ w": lambda: tx @ tw,
+            "torch g @ w.T": lambda: tg @ tw.T,
+            "torch x.T @ g": lambda: tx.T @ tg,
+        },
+        rounds=60,
+    )
+
+
+def _mlp():
+    wl = workloads()["mlp"]
+    weights = wl.weights()
+    data = {k: jnp.asarray(v) for k, v in wl.data().items()}
+    return wl, weights, data
+
+
+def field_and_composition(torch, steps: int = 19):
+    wl, weights, data = _mlp()
+    dyn = wl.build(weights).dynamics
+    x = data["x"]
+    f = lambda d, y: jax.vmap(d, in_axes=(None, 0))(0.3, y)
+
+    def eval_vjp(d, y):
+        out, pull = jax.vjp(f, d, y)
+        return pull(out)
+
+    def euler_loss(d, y):
+        y_final, _ = jax.lax.scan(lambda h, _: (h + 0.05 * f(d, h), None), y, length=steps)
+        return jnp.sum(y_final**2)
+
+    tf = torch_field(wl, weights)
+    ty, tt = torch.from_numpy(np.array(x)), torch.tensor(0.3)
+
+    def torch_eval():
+        with torch.no_grad():
+            tf(tt, ty)
+
+    def torch_eval_backward():
+        y = ty.clone().requires_grad_(True)
+        out = tf(tt, y)
+        out.backward(out)
+
+    def torch_euler():
+        tf.zero_grad()
+        y = ty
+        for _ in range(steps):
+            y = y + 0.05 * tf(tt, y)
+        (y**2).sum().backward()
+
+    return interleaved_timing(
+        {
+            "odezoo f": _blocking(eqx.filter_jit(f), dyn, x),
+            "odezoo f + VJP": _blocking(eqx.filter_jit(eval_vjp), dyn, x),
+            f"odezoo {steps} Euler steps, forward": _blocking(eqx.filter_jit(euler_loss), dyn, x),
+            f"odezoo {steps} Euler steps, gradient": _blocking(
+                eqx.filter_jit(eqx.filter_value_and_grad(euler_loss)), dyn, x
+            ),
+            "torch f": torch_eval,
+            "torch f + backward": torch_eval_backward,
+            f"torch {steps} Euler steps, gradient": torch_euler,
+        },
+        rounds=30,
+    )
+
+
+def _gradient_fn(wl, weights, data, solver, *, adjoint=None):
+    """A compiled loss + gradient (compiled with `adjoint` in place of diffrax's)."""
+    model = wl.build(weights, solver)
+    fn = eqx.filter_jit(eqx.filter_value_and_grad(lambda m: wl.loss(m, data)[0]))
+    diffrax_adjoint = solver_module.Solver._diffrax_adjoint
+    try:
+        if adjoint is not None:
+            solver_module.Solver._diffrax_adjoint = lambda self, kind: adjoint
+        loss, _ = fn(model)
+    finally:
+        solver_module.Solver._diffrax_adjoint = diffrax_adjoint
+    return _blocking(fn, model), float(loss)
+
+
+def adjoints(torch, torchdiffeq, name="mlp", stores=(4, 8, 16)):
+    wl = workloads()[name]
+    weights = wl.weights()
+    data = {k: jnp.asarray(v) for k, v in wl.data().items()}
+    base = wl.solver()
+    bounded = base.replace(solver=diffrax.Dopri5(scan_kind="bounded"))
+    runs = {
+        "odezoo default (checkpoint)": _gradient_fn(wl, weights, data, base),
+        "checkpoint, bounded stage loop": _gradient_fn(wl, weights, data, bounded),
+    }
+    for s in stores:
+        runs[f"prototype: store {s} steps"] = _gradient_fn(
+            wl, weights, data, base, adjoint=StoreThenCheckpoint(store=s)
+        )
+    if stores:
+        runs["prototype: store 4 steps, bounded stage loop"] = _gradient_fn(
+            wl, weights, data, bounded, adjoint=StoreThenCheckpoint(store=4)
+        )
+    runs["backsolve"] = _gradient_fn(wl, weights, data, base.replace(adjoint="backsolve"))
+
+    tf = torch_field(wl, weights)
+    tx, ty = (torch.from_numpy(np.array(data[k])) for k in ("x", "y"))
+    times = torch.tensor([0.0, 1.0])
+
+    def torch_step():
+        tf.zero_grad()
+        out = torchdiffeq.odeint(tf, tx, times, rtol=wl.rtol, atol=wl.atol)[-1]
+        loss = ((out - ty).reshape(len(out), -1) ** 2).sum(1).mean()
+        loss.backward()
+        return loss.item()
+
+    runs["torchdiffeq odeint"] = (torch_step, torch_step())
+    timing = interleaved_timing({k: fn for k, (fn, _) in runs.items()}, rounds=20)
+    for k, (_, loss) in runs.items():
+        timing[k]["loss"] = loss
+    return timing
+
+
+def cnf_against_hand_written():
+    flow = odezoo.zoo.load("ffjord-checkerboard")
+    x = odezoo.data.toy2d("checkerboard", jax.random.key(1), 100)
+    field = flow.fields[0]
+
+    class HandField(eqx.Module):
+        dynamics: eqx.Module
+        sqrt_time: jax.Array
+
+        def __call__(self, t, y, args):
+            T = self.sqrt_time**2
+
+            def one(z):
+                f = lambda v: T * self.dynamics(T * t, v)
+                return f(z), jnp.trace(jax.jacfwd(f)(z))
+
+            return jax.vmap(one)(y[0])
+
+    def hand_loss(h, x):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(h), diffrax.Dopri5(), 0.0, 1.0, None, (x, jnp.zeros(len(x))),
+            stepsize_controller=diffrax.PIDController(rtol=1e-5, atol=1e-5), max_steps=4096,
+        )  # fmt: skip
+        z, logdet = sol.ys[0][-1], sol.ys[1][-1]
+        return -jnp.mean(-0.5 * jnp.sum(z**2, -1) - jnp.log(2 * jnp.pi) + logdet)
+
+    ours = eqx.filter_jit(eqx.filter_value_and_grad(lambda m, x: -jnp.mean(m.batch(x))))
+    hand = eqx.filter_jit(eqx.filter_value_and_grad(hand_loss))
+    hf = HandField(field.dynamics, field.sqrt_time)
+    timing = interleaved_timing(
+        {"odezoo CNF": _blocking(ours, flow, x), "hand-written diffrax": _blocking(hand, hf, x)},
+        rounds=20,
+    )
+    timing["odezoo CNF"]["loss"] = float(ours(flow, x)[0])
+    timing["odezoo CNF"]["steps"] = int(flow.apply(x)[1].num_steps)
+    timing["hand-written diffrax"]["loss"] = float(hand(hf, x)[0])
+    return timing
+
+
+def markdown(result) -> str:
+    lines = _preamble("Where the CPU time goes (benchmarks/cpu_gap.py)", result)
+    for section, rows in result["sections"].items():
+        lines += ["", f"### {section}", ""]
+        body = []
+        for name, r in rows.items():
+            extra = ", ".join(f"{k} {v:.6g}" for k, v in r.items() if k in ("loss", "steps"))
+            spread = f"{r['p25_ms']:.3g}–{r['p75_ms']:.3g}"
+            body.append([name, f"{r['median_ms']:.3g}", spread, extra])
+        lines.append(_table(["contender", "median ms", "p25–p75", ""], body))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    import torch
+    import torchdiffeq
+
+    torch.set_num_threads(args.threads)
+    result = {"environment": environment()}
+    result["torch_threads"] = args.threads
+    result["sections"] = {}
+    steps = [
+        ("gemm", lambda: gemm(torch)),
+        ("field and composition", lambda: field_and_composition(torch)),
+        ("MLP training gradient", lambda: adjoints(torch, torchdiffeq)),
+        ("toy training gradient", lambda: adjoints(torch, torchdiffeq, "toy", stores=())),
+        ("conv training gradient", lambda: adjoints(torch, torchdiffeq, "conv", stores=())),
+        ("CNF against hand-written diffrax", cnf_against_hand_written),
+    ]
+    for name, run in steps:
+        print(f"measuring {name} ...", flush=True)
+        result["sections"][name] = run()
+        out = Path(args.out)  # written after each section, so a failure keeps the rest
+        write_json(out / "cpu_gap.json", result)
+        (out / "cpu_gap.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
