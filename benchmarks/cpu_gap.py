@@ -39,7 +39,7 @@ import odezoo
 import odezoo._solver as solver_module
 import odezoo.zoo
 from odezoo.bench._measure import interleaved_timing
-from odezoo.bench._peers import torch_field
+from odezoo.bench._peers import torch_field, torch_loss
 from odezoo.bench._report import _preamble, _table, environment, write_json
 from odezoo.bench._workloads import workloads
 
@@ -186,13 +186,12 @@ def adjoints(torch, torchdiffeq, name="mlp", stores=(4, 8, 16)):
     runs["backsolve"] = _gradient_fn(wl, weights, data, base.replace(adjoint="backsolve"))
 
     tf = torch_field(wl, weights)
-    tx, ty = (torch.from_numpy(np.array(data[k])) for k in ("x", "y"))
-    times = torch.tensor([0.0, 1.0])
+    np_data = wl.data()
+    odeint = lambda f, y, t: torchdiffeq.odeint(f, y, t, rtol=wl.rtol, atol=wl.atol)
 
     def torch_step():
         tf.zero_grad()
-        out = torchdiffeq.odeint(tf, tx, times, rtol=wl.rtol, atol=wl.atol)[-1]
-        loss = ((out - ty).reshape(len(out), -1) ** 2).sum(1).mean()
+        loss = torch_loss(wl, tf, np_data, odeint)
         loss.backward()
         return loss.item()
 

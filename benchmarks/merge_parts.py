@@ -1,8 +1,8 @@
 """Merge the per-workload adjoint runs (run as parallel processes) into one report.
 
-Reads `results/parts/adjoints-<workload>/adjoints.json`, replaces any rows listed in
-`RERUNS` by those re-measured in `results/parts/adjoints-<workload>-vmap-rerun/`, and
-writes `results/adjoints.{json,md}`.
+Reads `results/parts/adjoints-<workload>/adjoints.json` and writes
+`results/adjoints.{json,md}`. (The `*-bounded-stages` and `*-vmap-rerun` folders beside
+them are earlier runs, kept for the record and not merged.)
 """
 
 import json
@@ -11,9 +11,6 @@ from pathlib import Path
 from odezoo.bench import write_report
 
 ROOT = Path(__file__).resolve().parent / "results"
-# (workload, strategy) rows to take from a re-run; none since toy, MLP and conv were
-# re-measured whole after the return to diffrax's stage loop.
-RERUNS: tuple[tuple[str, str], ...] = ()
 
 
 def main() -> None:
@@ -33,17 +30,6 @@ def main() -> None:
         merged["rows"] += part["rows"]
         merged["environments"].append(part["environment"])
         merged["seconds"] = max(merged["seconds"], part["seconds"])
-    for wl, st in RERUNS:
-        path = ROOT / "parts" / f"adjoints-{wl}-vmap-rerun" / "adjoints.json"
-        if not path.exists():
-            print("no rerun for", wl, st)
-            continue
-        rerun = json.loads(path.read_text())
-        new = next(r for r in rerun["rows"] if r["strategy"] == st)
-        new["rerun"] = "re-measured after per-example solves went back to checkpointed stages"
-        merged["rows"] = [
-            new if (r["workload"], r["strategy"]) == (wl, st) else r for r in merged["rows"]
-        ]
     merged["note"] = (
         "Each workload ran in its own process: toy, MLP and conv as three parallel processes "
         "on the otherwise idle 2-core machine (after odezoo went back to diffrax's stage "

@@ -18,8 +18,8 @@ ADJOINTS = [
     dict(adjoint="checked"),
 ]
 # The adjoint machinery does not depend on the model, so every adjoint is checked on the
-# plain ODE-Net and the exact-trace CNF (the field that opts out of stored stages and
-# has a learnable end time); the other models, whose compiles dominate the suite's time,
+# plain ODE-Net and the exact-trace CNF (whose field carries the trace and a learnable
+# end time); the other models, whose compiles dominate the suite's time,
 # check the three paths their fields can change: stored steps, recomputed steps (two
 # checkpoints) and the continuous adjoint.
 CORE_ADJOINTS = ADJOINTS[:3]

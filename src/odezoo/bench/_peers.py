@@ -294,7 +294,7 @@ ODEZOO_CONTENDERS: dict[str, dict[str, Any]] = {
     "odezoo-backsolve": {"adjoint": "backsolve"},
     # odezoo's default as it ran before the benchmark's initial-step fix
     # (docs/benchmarks.md).
-    "odezoo-unfixed": {"solver": diffrax.Dopri5(scan_kind="checkpointed"), "dt0": 0.01},
+    "odezoo-unfixed": {"dt0": 0.01},
 }
 
 

@@ -6,8 +6,6 @@ import dataclasses
 import math
 from typing import Any
 
-import diffrax
-
 from .._solver import Solver
 
 
@@ -80,8 +78,7 @@ def strategies() -> dict[str, Strategy]:
       checkpointing.
     - `checkpoint-unfixed`: `checkpoint` as odezoo ran it before this benchmark's
       initial-step fix (see `docs/benchmarks.md`): `dt0 = 0.01`, which is what diffrax
-      0.7 uses when asked to choose (and diffrax's checkpointed Runge-Kutta stage loop,
-      which the default uses again).
+      0.7 uses when asked to choose.
     - `checkpoint-vmap`, `backsolve-vmap`: one solve per example (`batching="vmap"`).
     """
     out = [
@@ -106,7 +103,7 @@ def strategies() -> dict[str, Strategy]:
         ),
         Strategy(
             "checkpoint-unfixed",
-            {"solver": diffrax.Dopri5(scan_kind="checkpointed"), "dt0": 0.01},
+            {"dt0": 0.01},
             description="checkpoint as odezoo ran it before the benchmark's initial-step "
             "fix: diffrax's effective dt0 = 0.01",
         ),
