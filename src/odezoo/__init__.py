@@ -5,8 +5,16 @@ from . import nn as nn
 from ._adjoint import reversibility_error as reversibility_error
 from ._counting import EvaluationCount as EvaluationCount
 from ._counting import count_evaluations as count_evaluations
+from ._errors import CardMismatchError as CardMismatchError
+from ._errors import CheckpointError as CheckpointError
+from ._errors import ConfigError as ConfigError
+from ._errors import InputError as InputError
+from ._errors import OdezooError as OdezooError
+from ._errors import RunDirError as RunDirError
+from ._errors import SolverError as SolverError
+from ._errors import TrainingError as TrainingError
+from ._errors import UnknownEntryError as UnknownEntryError
 from ._solver import Solver as Solver
-from ._solver import SolverError as SolverError
 from ._solver import SolveStats as SolveStats
 from ._solver import check_solution as check_solution
 from ._solver import solve as solve

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
+from ._errors import SolverError as SolverError
 
 ADJOINTS = ("checkpoint", "backsolve", "direct", "checked")
 BATCHING = ("batch", "vmap")
@@ -43,10 +44,6 @@ _EVALS: dict[type, tuple[int, int]] = {
 def _field_names(module) -> list[str]:
     """A dataclass's fields (not its ClassVars, which `__dataclass_fields__` also lists)."""
     return [f.name for f in dataclasses.fields(module)]
-
-
-class SolverError(RuntimeError):
-    """Raised (outside `jit`) when an ODE solve fails; the message says what to change."""
 
 
 class SolveStats(eqx.Module):

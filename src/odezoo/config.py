@@ -50,15 +50,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._solver import Solver, SolverError
+from ._errors import ConfigError as ConfigError
+from ._errors import SolverError
+from ._solver import Solver
 from .nn import CNF, MLP, Classifier, ODENet, ResNet
 from .nn._dynamics import ConvBlock, ConvDynamics
 
 CONFIG_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A config is malformed: an unknown key, type or name, or a value of the wrong kind."""
 
 
 ACTIVATIONS: dict[str, Callable] = {

@@ -1,5 +1,8 @@
 """Equinox modules: baselines, dynamics networks, ODE-Nets and CNFs."""
 
+from ._base import AbstractModel as AbstractModel
+from ._base import AbstractODEModel as AbstractODEModel
+from ._base import ODEProblem as ODEProblem
 from ._classifier import Classifier as Classifier
 from ._cnf import CNF as CNF
 from ._cnf import CNFField as CNFField

@@ -5,6 +5,8 @@ The entry point is [`fit`][odezoo.train.fit]; the CLI (`odezoo train`) and the z
 call it with a model, data and loss built from a config by `odezoo.config`.
 """
 
+from .._errors import CheckpointError as CheckpointError
+from .._errors import TrainingError as TrainingError
 from ._cache import default_cache_dir as default_cache_dir
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._cache import errors_as_nan as errors_as_nan
@@ -18,8 +20,6 @@ from ._checkpoint import save_model as save_model
 from ._checkpoint import tree_signature as tree_signature
 from ._data import BatchSource as BatchSource
 from ._distributed import initialize_distributed as initialize_distributed
-from ._errors import CheckpointError as CheckpointError
-from ._errors import TrainingError as TrainingError
 from ._fit import TrainResult as TrainResult
 from ._fit import find_solver as find_solver
 from ._fit import fit as fit

@@ -16,7 +16,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
 MAGIC = b"ODEZOO-CHECKPOINT\n"
 FORMAT_VERSION = 1

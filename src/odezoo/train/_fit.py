@@ -21,10 +21,10 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from .._counting import count_evaluations
+from .._errors import TrainingError
 from .._solver import Solver, SolveStats
 from ._checkpoint import load_checkpoint, save_checkpoint, save_model
 from ._data import BatchSource, Draw, all_finite
-from ._errors import TrainingError
 from ._freeze import count_trainable, partition, trainable_spec
 from ._losses import Loss, get_loss
 from ._rundir import RunDir, config_hash

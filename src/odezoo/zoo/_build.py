@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._errors import CardMismatchError as CardMismatchError
 from . import _figures
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
 
@@ -28,10 +29,6 @@ DEFAULT_SWEEP = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # 0.009549 (0.17%). 1% still catches mismatched weights, which move it by far more.
 CHECK_RTOL = {"loss": 1e-2, "nfe_forward": 0.05}
 CHECK_ATOL = {"accuracy": 0.003}
-
-
-class CardMismatchError(AssertionError):
-    """An entry's shipped weights do not reproduce the metrics its card states."""
 
 
 def _card_meta(cfg: dict) -> dict:

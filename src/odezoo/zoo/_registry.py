@@ -6,17 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._errors import UnknownEntryError as UnknownEntryError
+
 ZOO_PATH_ENV = "ODEZOO_ZOO_PATH"
 CONFIG = "config.json"
 WEIGHTS = "model.eqx"
-
-
-class UnknownEntryError(KeyError, ValueError):
-    """No zoo entry has this name. A `KeyError` and a `ValueError`; the message lists
-    the valid names."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown zoo entry"
 
 
 def search_path() -> list[Path]:

@@ -1,0 +1,88 @@
+"""Every exception odezoo raises on purpose, under one base class.
+
+Catch [`OdezooError`][odezoo.OdezooError] to handle any of them; the CLI does, and
+prints its message as one line. Each subclass also derives from the built-in exception
+it used to be (`ValueError`, `RuntimeError`, ...), so existing `except` clauses keep
+working. Each message says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OdezooError(Exception):
+    """The base class of every exception odezoo raises on purpose."""
+
+
+class InputError(OdezooError, ValueError):
+    """A model or function was given input of the wrong shape, dtype or values (for
+    example NaN, or times that are not increasing)."""
+
+
+class ConfigError(OdezooError, ValueError):
+    """A config is malformed: an unknown key, type or name, or a value of the wrong kind."""
+
+
+class SolverError(OdezooError, RuntimeError):
+    """An ODE solve failed: `max_steps` reached, non-finite input, or a state that became
+    non-finite during the solve (divergence). Raised outside `jit`; the message says which
+    and what to change."""
+
+
+class CheckpointError(OdezooError, ValueError):
+    """A checkpoint (or weights file) cannot be loaded into the given model.
+
+    Raised for a missing, truncated or corrupt file, a file of another format or
+    version, or a file written for a different architecture (the message says which
+    leaf differs and what to do).
+    """
+
+
+class TrainingError(OdezooError, RuntimeError):
+    """A training run stopped because of bad data, divergence or a failed solve.
+
+    Raised by [`fit`][odezoo.train.fit]. The message names the step and the cause.
+
+    Attributes:
+
+    - `step`: the 1-based number of the training step that failed.
+    - `cause`: what failed, a member name of `odezoo.train.Failure`
+      (e.g. `"bad_batch"`, `"nonfinite_loss"`, `"max_steps"`).
+    - `checkpoint`: path of the last good checkpoint on disk (never overwritten by the
+      failed step), or `None` when the run had none.
+    - `model`: the model after the last good step, when it survived in memory; `None`
+      when the failure consumed the donated buffers.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int,
+        cause: str,
+        checkpoint: str | None = None,
+        model: Any = None,
+    ):
+        super().__init__(message)
+        self.step = step
+        self.cause = cause
+        self.checkpoint = checkpoint
+        self.model = model
+
+
+class RunDirError(OdezooError, FileExistsError):
+    """A run directory cannot be used as asked: it holds files that are not a resumable
+    run (and would be overwritten), or `resume` was asked for where there is nothing to
+    resume."""
+
+
+class UnknownEntryError(OdezooError, KeyError, ValueError):
+    """No zoo entry has this name. The message lists the valid names (and the closest)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown zoo entry"
+
+
+class CardMismatchError(OdezooError, AssertionError):
+    """An entry's shipped weights do not reproduce the metrics its card states."""
