@@ -2,6 +2,7 @@
 
 from . import data as data
 from . import nn as nn
+from ._accumulate import ErrorAccumulator as ErrorAccumulator
 from ._adjoint import reversibility_error as reversibility_error
 from ._counting import EvaluationCount as EvaluationCount
 from ._counting import count_evaluations as count_evaluations
@@ -14,6 +15,9 @@ from ._errors import RunDirError as RunDirError
 from ._errors import SolverError as SolverError
 from ._errors import TrainingError as TrainingError
 from ._errors import UnknownEntryError as UnknownEntryError
+from ._regularisation import Regularisation as Regularisation
+from ._regularisation import penalised_solve as penalised_solve
+from ._regularisation import taylor_derivative as taylor_derivative
 from ._solver import Solver as Solver
 from ._solver import SolveStats as SolveStats
 from ._solver import check_solution as check_solution

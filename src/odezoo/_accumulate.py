@@ -1,0 +1,84 @@
+"""A diffrax solver wrapper that accumulates the local error estimates of its steps.
+
+Used by the error-estimate regulariser of Pal et al. (2021), "Opening the Blackbox:
+Accelerating Neural Differential Equations by Regularizing Internal Solver Heuristics":
+the adaptive solver computes an error estimate at every step anyway, and its sum over the
+accepted steps, weighted by the step sizes, measures how hard the dynamics are to solve.
+"""
+
+from __future__ import annotations
+
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+
+class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSolver):
+    """Wraps an adaptive diffrax solver; the last component of the state (a tuple)
+    accumulates `E * |dt|` over the steps, where `E` is the RMS of the wrapped solver's
+    local error estimate of the other components.
+
+    The accumulator's own error estimate is zero, so it never changes the step size;
+    a rejected step's contribution is discarded with the step. The accumulator's shape is
+    the batch shape: `()` for one example, `(B,)` for a batch solved as one ODE, where
+    each example gets the RMS of its own part of the error estimate.
+
+    Its vector field component must be zero (the accumulator changes only here), and it
+    is differentiable only by differentiating through the solver steps
+    (checkpointed or direct adjoint), never by a continuous (backsolve) adjoint.
+    """
+
+    solver: diffrax.AbstractAdaptiveSolver
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, y_error, dense_info, solver_state, result = self.solver.step(
+            terms, t0, t1, y0, args, solver_state, made_jump
+        )
+        *rest, acc = y1
+        *rest_error, _ = y_error
+        estimate = _rms_per_example(rest_error, jnp.ndim(acc))
+        acc = acc + estimate * jnp.abs(t1 - t0)
+        y1 = (*rest, acc)
+        y_error = (*rest_error, jnp.zeros_like(acc))
+        return y1, y_error, dense_info, solver_state, result
+
+
+def _rms_per_example(tree, batch_ndim: int):
+    """The RMS over every axis after the first `batch_ndim` of every leaf of `tree`."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    total = 0.0
+    count = 0
+    for leaf in leaves:
+        axes = tuple(range(batch_ndim, leaf.ndim))
+        total = total + jnp.sum(leaf**2, axis=axes)
+        count += math.prod(leaf.shape[batch_ndim:])
+    return jnp.sqrt(total / max(count, 1))
