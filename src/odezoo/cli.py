@@ -568,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `odezoo list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (OdezooError, OSError) as e:
         print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return 1
