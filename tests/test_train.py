@@ -23,18 +23,18 @@ import pytest
 import odezoo
 from odezoo.train import (
     CheckpointError,
+    Failure,
+    RunDirError,
     TrainingError,
     fit,
-    load_checkpoint,
     load_model,
     nll,
     piecewise_tolerance,
-    read_header,
-    save_checkpoint,
     save_model,
     trainable_spec,
 )
 from odezoo.train import _checkpoint as checkpoint_module
+from odezoo.train._checkpoint import load_checkpoint, read_header, save_checkpoint
 
 HERE = Path(__file__).parent
 ADAM = optax.adam(1e-2)
