@@ -38,11 +38,12 @@ class Failure(eqx.Enumeration):
         "(optax.clip_by_global_norm)"
     )
     max_steps = (
-        "the ODE solve hit max_steps before reaching its end time. Raise max_steps "
-        "(config: solver.max_steps), loosen rtol/atol, or regularise the dynamics"
+        "the ODE solve hit max_steps before reaching its end time (or its step size "
+        "collapsed). Raise max_steps (config: solver.max_steps), loosen rtol/atol, or "
+        "regularise the dynamics"
     )
     solve_diverged = (
-        "the ODE solve stalled: its step size collapsed (nearly every step was rejected), "
+        "the ODE solve stalled: its step size collapsed and it made almost no progress, "
         "as when the state becomes NaN or inf during the solve (divergence) or the "
         "dynamics become very stiff. Raising max_steps will not help: lower the learning "
         "rate, clip gradients (optax.clip_by_global_norm) or regularise the dynamics"

@@ -236,21 +236,18 @@ def fit(
     ```
     """
     steps = _count("steps", steps, minimum=0)
-    for name, value in (
-        ("log_every", log_every),
-        ("eval_every", eval_every),
-        ("checkpoint_every", checkpoint_every),
-    ):
-        _count(name, value, minimum=1, optional=True)
+    log_every = _count("log_every", log_every, minimum=1)
+    eval_every = _count("eval_every", eval_every, minimum=1, optional=True)
+    checkpoint_every = _count("checkpoint_every", checkpoint_every, minimum=1, optional=True)
     if resume and run_dir is None:
         raise InputError("resume=True needs the run_dir to resume from")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     setup = _Setup(
         steps=steps,
         evaluate=evaluate,
-        eval_every=None if eval_every is None else int(eval_every),
-        log_every=int(log_every),
-        checkpoint_every=None if checkpoint_every is None else int(checkpoint_every),
+        eval_every=eval_every,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
         callback=callback,
         **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
         **_open_run(run_dir, config, resume, steps),
@@ -447,7 +444,8 @@ def _take_step(setup: _Setup, state: _State) -> dict:
     dt = time.perf_counter() - t0
     value, stats, failure = out
     if failure != Failure.successful:
-        detail = None if stats is None else f"it stopped at t={json_number(stats.t_reached)}"
+        solve_failed = failure_name(failure) in ("max_steps", "solve_diverged")
+        detail = f"it stopped at t={json_number(stats.t_reached)}" if solve_failed else None
         raise _training_error(setup, state, failure, detail=detail, alive=True)
     state.step += 1
     state.times.append(dt)
@@ -475,9 +473,9 @@ def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -
     state.status = "failed"
     step, solver = state.step + 1, state.solver
     what = Failure[failure]
-    if failure_name(failure) in ("max_steps", "solve_diverged", "solve_nonfinite"):
-        where = ", ".join(x for x in (detail, solver and f"with {solver.describe()}") if x)
-        what = f"{what} ({where})" if where else what
+    if detail is not None:  # where the solve stopped, and with which solver
+        with_solver = alive and solver is not None
+        what = f"{what} ({detail}{f', with {solver.describe()}' if with_solver else ''})"
     run = setup.run
     if run is None:
         note = "No checkpoint is kept (pass run_dir to keep one)."

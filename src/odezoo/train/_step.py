@@ -42,11 +42,20 @@ def _zero_if_bad(batch, ok):
 
 def _solve_failure(stats) -> list:
     """The solve's own failures, read from its statistics (with equinox's errors as NaN,
-    a failed solve shows up here rather than as an exception)."""
+    a failed solve shows up here rather than as an exception).
+
+    A failed solve that made almost no progress (most steps rejected, or its accepted
+    steps averaging under 1e-9 time units: the step size collapsed, as when the state
+    becomes non-finite) is told apart from one that ran out of steps on the way. The
+    average step is taken as `|t_reached| / accepted steps`, which assumes the solve
+    started near `t = 0` (as odezoo's models do); elsewhere a stall is reported as
+    `max_steps`, whose advice then names the collapse too.
+    """
     if not isinstance(stats, SolveStats):
         return []
     failed = stats.failed != 0
-    stalled = stats.num_rejected_steps > stats.num_accepted_steps
+    mean_step = jnp.abs(stats.t_reached) / jnp.maximum(stats.num_accepted_steps, 1)
+    stalled = (stats.num_rejected_steps > stats.num_accepted_steps) | (mean_step < 1e-9)
     return [(failed & stalled, Failure.solve_diverged), (failed, Failure.max_steps)]
 
 
