@@ -22,7 +22,8 @@ from odezoo.config import (
     parse_value,
     set_value,
 )
-from odezoo.train import config_hash, fit, mse
+from odezoo.train import fit, mse
+from odezoo.train._rundir import config_hash
 
 MLP_CFG = {
     "model": {"type": "mlp", "in_size": 1, "out_size": 1, "width": 4},
