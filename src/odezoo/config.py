@@ -665,8 +665,8 @@ def build_data(cfg: dict) -> DataBundle:
         return DataBundle(xy, xy, name)
     if name == "spheres":
         kw = dict(dim=d["dim"], n_inner=d["n_inner"], n_outer=d["n_outer"], labels=d["labels"])
-        train = datasets.concentric_spheres(jax.random.key(d["seed"]), **kw)
-        test = datasets.concentric_spheres(jax.random.key(d["test_seed"]), **kw)
+        train = datasets.concentric_spheres(**kw, key=jax.random.key(d["seed"]))
+        test = datasets.concentric_spheres(**kw, key=jax.random.key(d["test_seed"]))
         return DataBundle(train, test, name)
     if name == "toy2d":
         density = d["density"]
@@ -675,7 +675,7 @@ def build_data(cfg: dict) -> DataBundle:
                 f"unknown toy density {density!r}; valid: {', '.join(datasets.TOY2D_NAMES)}"
             )
         sampler = _ToySampler(density)
-        test = (datasets.toy2d(density, jax.random.key(d["eval_seed"]), d["eval_samples"]),)
+        test = (datasets.toy2d(density, d["eval_samples"], key=jax.random.key(d["eval_seed"])),)
         return DataBundle(sampler, test, name)
     if name == "digits":
         kw = dict(test_fraction=d["test_fraction"], seed=d["split_seed"], flatten=d["flatten"])
@@ -703,7 +703,7 @@ class _ToySampler:
     def __call__(self, key, n: int):
         from .data import toy2d
 
-        return toy2d(self.density, key, n)
+        return toy2d(self.density, n, key=key)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
