@@ -20,6 +20,7 @@ from ._checkpoint import save_model as save_model
 from ._checkpoint import tree_signature as tree_signature
 from ._data import BatchSource as BatchSource
 from ._distributed import initialize_distributed as initialize_distributed
+from ._evaluate import evaluate as evaluate
 from ._fit import TrainResult as TrainResult
 from ._fit import find_solver as find_solver
 from ._fit import fit as fit
