@@ -61,6 +61,10 @@ def test_full_config_spells_out_every_default_and_is_idempotent():
         (("solver.rtol", 1e-3), "has no ODE solver"),
         (("train.tolerance_schedule", [[0, {"rtol": 1e-3}]]), "needs an ODE model"),
         (("seed", "zero"), "seed must be an int"),
+        # Types from the constructor's (and the dataset builder's) annotations.
+        (("model.width", "twenty"), "model.width must be an int, got 'twenty'"),
+        (("model.init_scale", "big"), "model.init_scale must be a number"),
+        (("data.n", 2.5), "data.n must be an int, got 2.5"),
     ],
 )
 def test_bad_configs_name_the_problem(change, message):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import data as datasets
 from .._errors import ConfigError
-from ._models import check_keys
+from ._models import check_keys, check_types, signature_types
 
 
 @dataclasses.dataclass
@@ -104,6 +104,7 @@ def normalise_data(section: Mapping) -> dict:
     for key, d in options.items():
         if d is inspect.Parameter.empty and full[key] is None:
             raise ConfigError(f"{where} needs {key!r}")
+    check_types(full, signature_types(DATA_BUILDERS[name]), "data")
     return {"name": name, **full}
 
 

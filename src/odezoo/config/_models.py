@@ -18,8 +18,7 @@ import numpy as np
 
 from .._errors import ConfigError
 from .._solver import Solver
-from ..nn import CNF, MLP, Classifier, ODENet, ResNet
-from ..nn._dynamics import ConvBlock, ConvDynamics
+from ..nn import CNF, MLP, Classifier, ConvBlock, ConvDynamics, ODENet, ResNet
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": jnp.tanh,
@@ -103,6 +102,58 @@ def signature_options(
             default = _to_json(default, f"argument {arg!r} of {constructor!r}")
         out[to_key.get(arg, arg)] = (arg, default)
     return out
+
+
+_SIMPLE = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": ()}
+
+
+def _simple_type(annotation) -> tuple[type, ...] | None:
+    """The JSON types an annotation such as `int`, `float` or `"int | None"` allows
+    (`None` itself is always allowed), or `None` where it says more (tuples, literals...)."""
+    if isinstance(annotation, type):
+        annotation = annotation.__name__
+    if not isinstance(annotation, str):
+        return None
+    parts = [p.strip() for p in annotation.split("|")]
+    if not all(p in _SIMPLE for p in parts):
+        return None
+    return tuple(t for p in parts for t in _SIMPLE[p])
+
+
+def signature_types(
+    constructor: Callable, *, rename: Mapping[str, str] | None = None
+) -> dict[str, tuple[type, ...]]:
+    """`{config key: allowed JSON types}` for the arguments annotated `int`, `float`,
+    `bool` or `str` (optionally `| None`)."""
+    to_key = {arg: key for key, arg in (rename or {}).items()}
+    out = {}
+    for arg, p in inspect.signature(constructor).parameters.items():
+        types = _simple_type(p.annotation)
+        if types:
+            out[to_key.get(arg, arg)] = types
+    return out
+
+
+def _type_words(allowed: tuple[type, ...]) -> str:
+    if float in allowed:
+        return "a number"
+    words = {int: "an int", bool: "true or false", str: "a string"}
+    return " or ".join(words[t] for t in allowed)
+
+
+def check_types(full: Mapping, types: Mapping[str, tuple[type, ...]], where: str) -> None:
+    """Raise a `ConfigError` for a value of the wrong JSON type (`None` passes: a
+    missing value is reported, or filled in, elsewhere)."""
+    for key, allowed in types.items():
+        value = full.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            ok = False
+        else:
+            ok = isinstance(value, allowed)
+        if not ok:
+            raise ConfigError(f"{where}.{key} must be {_type_words(allowed)}, got {value!r}")
 
 
 def _is_activation_key(key: str) -> bool:
@@ -189,6 +240,7 @@ class ModelFamily:
             for key in self.required():
                 if full[key] is None:
                     raise ConfigError(f"{where} ({self.name}) needs {key!r}")
+        check_types(full, signature_types(self.constructor, rename=self.rename), where)
         _check_activations(full, where)
         return {"type": self.name, **full}
 

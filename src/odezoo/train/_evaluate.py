@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jax import Array
 
 from .._errors import SolverError
 from ._losses import Loss, cross_entropy, get_loss, huber
@@ -57,7 +57,7 @@ def evaluate(
     loss: str | Loss = "mse",
     *,
     batch_size: int = 1024,
-    key: PRNGKeyArray | None = None,
+    key: Array | None = None,
 ) -> dict[str, float | None]:
     """A model's metrics on held-out data, scored with the training loss.
 
