@@ -84,7 +84,6 @@ from ._build import build_tolerance as build_tolerance
 from ._data import DataBundle as DataBundle
 from ._data import data_names as data_names
 from ._data import register_data as register_data
-from ._models import ACTIVATIONS as ACTIVATIONS
 from ._models import ModelFamily as ModelFamily
 from ._models import model_types as model_types
 from ._models import register_family as register_family
@@ -97,3 +96,4 @@ from ._schema import model_key as model_key
 from ._schema import parse_value as parse_value
 from ._schema import set_value as set_value
 from ._schema import train_key as train_key
+from ._signature import ACTIVATIONS as ACTIVATIONS

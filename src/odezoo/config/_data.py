@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import data as datasets
 from .._errors import ConfigError
-from ._models import check_keys, check_types, signature_types
+from ._signature import check_keys, check_types, signature_types
 
 
 @dataclasses.dataclass

@@ -16,8 +16,9 @@ from .._errors import ConfigError
 from .._solver import Solver
 from ..train import LOSSES
 from ._data import normalise_data
-from ._models import check_keys, default_solver, model_is_ode, normalise_model
+from ._models import default_solver, model_is_ode, normalise_model
 from ._optim import check_optimizer
+from ._signature import check_keys
 
 CONFIG_VERSION = 1
 
