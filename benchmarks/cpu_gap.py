@@ -204,7 +204,7 @@ def adjoints(torch, torchdiffeq, name="mlp", stores=(4, 8, 16)):
 
 def cnf_against_hand_written():
     flow = odezoo.zoo.load("ffjord-checkerboard")
-    x = odezoo.data.toy2d("checkerboard", jax.random.key(1), 100)
+    x = odezoo.data.toy2d("checkerboard", 100, key=jax.random.key(1))
     field = flow.fields[0]
 
     class HandField(eqx.Module):

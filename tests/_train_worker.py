@@ -19,7 +19,7 @@ def run(devices=None):
     import odezoo
     from odezoo.train import data_mesh, fit
 
-    x, y = odezoo.data.concentric_spheres(jax.random.key(0), dim=2, n_inner=16, n_outer=16)
+    x, y = odezoo.data.concentric_spheres(dim=2, n_inner=16, n_outer=16, key=jax.random.key(0))
     # Fixed Euler steps compile fastest; the sharding machinery is the same for any solver.
     solver = odezoo.Solver(solver=diffrax.Euler(), dt0=0.25)
     net = odezoo.ODENet(2, width_size=8, out_size=1, solver=solver, key=jax.random.key(1))

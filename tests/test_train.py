@@ -191,7 +191,7 @@ def test_failure_is_an_enumeration_with_messages():
 
 def test_classification_cross_entropy_and_no_nfe_for_plain_networks():
     x, labels = odezoo.data.concentric_spheres(
-        jax.random.key(0), n_inner=64, n_outer=64, labels="classes"
+        n_inner=64, n_outer=64, labels="classes", key=jax.random.key(0)
     )
     result = fit(
         _classifier(),
@@ -236,7 +236,7 @@ def test_cnf_negative_log_likelihood_with_hutchinson_and_sampler():
         solver=odezoo.Solver(solver=diffrax.Euler(), dt0=0.25),
         key=jax.random.key(0),
     )
-    sample = lambda key, n: odezoo.data.toy2d("8gaussians", key, n)
+    sample = lambda key, n: odezoo.data.toy2d("8gaussians", n, key=key)
     traces = []
 
     def counted_nll(model, batch, key):  # runs once per trace of the train step
@@ -266,7 +266,7 @@ def test_cnf_negative_log_likelihood_with_hutchinson_and_sampler():
 
 def test_freezing_keeps_frozen_leaves_bit_identical_and_new_optimizer_continues():
     x, labels = odezoo.data.concentric_spheres(
-        jax.random.key(0), n_inner=32, n_outer=32, labels="classes"
+        n_inner=32, n_outer=32, labels="classes", key=jax.random.key(0)
     )
     trained = fit(
         _classifier(),

@@ -199,7 +199,7 @@ class Workload:
             y = rng.standard_normal((self.batch, self.state))
         elif self.kind == "cnf":
             with jax.enable_x64(False):  # the same samples whatever the caller's mode
-                x = np.asarray(toy2d("checkerboard", jax.random.key(self.seed), self.batch))
+                x = np.asarray(toy2d("checkerboard", self.batch, key=jax.random.key(self.seed)))
             return {"x": x.astype(np.float32)}
         else:
             shape = (self.batch, self.state, self.size, self.size)

@@ -13,6 +13,7 @@ from ._cache import errors_as_nan as errors_as_nan
 from ._checkpoint import load_model as load_model
 from ._checkpoint import save_model as save_model
 from ._distributed import initialize_distributed as initialize_distributed
+from ._evaluate import evaluate as evaluate
 from ._failure import Failure as Failure
 from ._fit import TrainResult as TrainResult
 from ._fit import fit as fit

@@ -106,7 +106,7 @@ def huber(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
     import jax, odezoo
     from odezoo.train import huber
 
-    x, y = odezoo.data.concentric_spheres(jax.random.key(0), n_inner=8, n_outer=8)
+    x, y = odezoo.data.concentric_spheres(n_inner=8, n_outer=8, key=jax.random.key(0))
     net = odezoo.MLP(2, 1, key=jax.random.key(1))
     value, _ = huber(net, (x, y))
     ```
@@ -140,7 +140,7 @@ def nll(model, batch, key: PRNGKeyArray | None = None):
     from odezoo.train import nll
 
     flow = odezoo.CNF(2, hidden=(16,), key=jax.random.key(0))
-    x = odezoo.data.toy2d("moons", jax.random.key(1), 32)
+    x = odezoo.data.toy2d("moons", 32, key=jax.random.key(1))
     value, stats = nll(flow, (x,))
     ```
     """

@@ -126,7 +126,7 @@ def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, s
     elif kind == "toy2d":
         from ..data import toy2d
 
-        sample = toy2d(cfg_full["data"]["density"], jax.random.key(1), 5000)
+        sample = toy2d(cfg_full["data"]["density"], 5000, key=jax.random.key(1))
         _figures.density_figure(model, sample, folder / "density.png", title=name)
         out.append(("density.png", "Data, learned density and model samples."))
     return out
