@@ -421,7 +421,8 @@ def test_builders_take_the_config_without_normalising_again(monkeypatch):
 
 
 def test_evaluation_scores_with_the_training_losses(monkeypatch):
-    from odezoo.train import LOSSES, evaluate, huber
+    from odezoo.train import evaluate, huber
+    from odezoo.train._losses import LOSSES
 
     x, y = odezoo.data.concentric_spheres(n_inner=7, n_outer=6, key=jax.random.key(0))
     net = odezoo.MLP(2, 1, key=jax.random.key(1))
