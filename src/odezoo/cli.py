@@ -217,6 +217,7 @@ def _cmd_info(args) -> int:
 
     from . import zoo
     from .config import build_model, full_config
+    from .nn import count_parameters
 
     cfg, name = _target_config(args.name)
     full = full_config(cfg)
@@ -224,7 +225,7 @@ def _cmd_info(args) -> int:
         print(json.dumps(full, indent=2))
         return 0
     model = jax.eval_shape(lambda: build_model(full))
-    n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
+    n_params = count_parameters(model)
     try:
         weights = zoo.has_weights(args.name)
     except Exception:
@@ -368,16 +369,16 @@ def _cmd_eval(args) -> int:
     cfg = full_config(zoo.config(args.target))
     model = zoo.load(args.target)
     changes = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
+    ode = model.ode_model()
     if changes:
-        if not hasattr(model, "with_solver"):
+        if ode is None:
             raise _Fail(f"--rtol/--atol apply to ODE models; {cfg['model']['type']} has none")
         model = model.with_solver(**changes)
+        ode = model.ode_model()
     t0 = time.perf_counter()
     metrics = build_evaluate(cfg)(model)
     elapsed = time.perf_counter() - t0
-    solver = getattr(model, "solver", None) or getattr(
-        getattr(model, "block", None), "solver", None
-    )
+    solver = None if ode is None else ode.solver
     report = {
         "target": args.target,
         "metrics": metrics,

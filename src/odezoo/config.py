@@ -575,7 +575,7 @@ def _build_classifier(m: dict, solver, key):
             head_layers.append(eqx.nn.Lambda(jnp.ravel))
         n_in = _flat(out_feat)
     head_layers.append(eqx.nn.Linear(n_in, m["num_classes"], key=hkey))
-    return Classifier(stem=stem, block=block, head=eqx.nn.Sequential(head_layers))
+    return Classifier(stem=stem, block=block, head=eqx.nn.Sequential(head_layers), in_shape=shape)
 
 
 def _spatial_mean(h):

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from .._errors import CardMismatchError as CardMismatchError
+from ..nn import ODENet, count_parameters
 from . import _figures
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
 
@@ -41,7 +42,8 @@ def _eval_changes(cfg: dict) -> dict:
 
 
 def _solver_of(model):
-    return getattr(model, "solver", None) or getattr(getattr(model, "block", None), "solver", None)
+    ode = model.ode_model()
+    return None if ode is None else ode.solver
 
 
 def evaluate(model, cfg: dict, **changes: Any) -> dict:
@@ -109,7 +111,7 @@ def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, s
                 pass
         _figures.seed_figure(models, x, y, folder / "predictions.png")
         out.append(("predictions.png", "Data (green) and predictions on [-3, 3]."))
-        if hasattr(model, "trajectory") and cfg["model"]["type"] in ("odenet", "anode"):
+        if isinstance(model, ODENet):
             _figures.trajectory_figure(model, x, folder / "trajectories.png")
             out.append(("trajectories.png", "Activation trajectories over time / depth."))
     elif kind == "spheres":
@@ -166,9 +168,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
         "eval_solver": _solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
         if _solver_of(model) is not None
         else None,
-        "parameters": int(
-            sum(x.size for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
-        ),
+        "parameters": count_parameters(model),
         "training": {
             k: summary.get(k)
             for k in (
