@@ -108,6 +108,10 @@ class CNF(AbstractODEModel):
     logp_est = big.log_prob(jnp.zeros(64), key=jax.random.key(3))
     ```
 
+    A failed solve raises [`SolverError`][odezoo.SolverError], NaN/inf data an
+    [`InputError`][odezoo.InputError] (outside `jit`; see
+    [`AbstractModel`][odezoo.nn.AbstractModel] for what happens inside it).
+
     !!! warning
 
         The Hutchinson log-density is an unbiased *estimate* of the log-determinant
