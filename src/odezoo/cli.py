@@ -263,9 +263,9 @@ def _parameter_count(name_or_dir: str, cfg: dict) -> int:
     import jax
 
     from .config import build_model, full_config
+    from .nn import count_parameters
 
-    model = jax.eval_shape(lambda: build_model(full_config(cfg)))
-    return sum(int(x.size) for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
+    return count_parameters(jax.eval_shape(lambda: build_model(full_config(cfg))))
 
 
 def _cmd_info(args) -> int:
@@ -476,18 +476,18 @@ def _cmd_eval(args) -> int:
 
     cfg = full_config(zoo.config(args.target))
     model = zoo.load(args.target)
+    ode = model.ode_model()
     if changes:
-        if not hasattr(model, "with_solver"):
+        if ode is None:
             raise _Fail(
                 f"--rtol/--atol/--max-steps apply to ODE models; {cfg['model']['type']} has none"
             )
         model = model.with_solver(**changes)
+        ode = model.ode_model()
     t0 = time.perf_counter()
     metrics = build_evaluate(cfg)(model)
     elapsed = time.perf_counter() - t0
-    solver = getattr(model, "solver", None) or getattr(
-        getattr(model, "block", None), "solver", None
-    )
+    solver = None if ode is None else ode.solver
     report = {
         "target": args.target,
         "metrics": metrics,

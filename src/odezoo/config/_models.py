@@ -390,11 +390,12 @@ class _ClassifierFamily(ModelFamily):
 
     def build(self, section, solver, key, in_shape=None):
         skey, bkey, hkey = jax.random.split(key, 3)
-        stem, feat = self._stem(section["stem"], _in_shape(section["in_shape"]), skey)
+        shape = _in_shape(section["in_shape"])
+        stem, feat = self._stem(section["stem"], shape, skey)
         block = build_model_section(section["block"], solver, bkey, in_shape=feat)
         out_feat = family_of(section["block"]).out_shape(section["block"], feat)
         head = self._head(section["head"]["type"], out_feat, section["num_classes"], hkey)
-        return Classifier(stem=stem, block=block, head=head)
+        return Classifier(stem=stem, block=block, head=head, in_shape=shape)
 
     @staticmethod
     def _stem(cfg: Mapping, shape: tuple[int, ...], key):

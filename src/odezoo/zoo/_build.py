@@ -15,6 +15,8 @@ import jax
 import numpy as np
 
 from .._errors import CardMismatchError as CardMismatchError
+from ..nn import ODENet, count_parameters
+from ..train._tolerance import solver_of
 from . import _figures
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
 
@@ -38,10 +40,6 @@ def _card_meta(cfg: dict) -> dict:
 def _eval_changes(cfg: dict) -> dict:
     """Solver changes for the card's headline metrics (e.g. a tighter tolerance)."""
     return dict(_card_meta(cfg).get("eval_solver") or {})
-
-
-def _solver_of(model):
-    return getattr(model, "solver", None) or getattr(getattr(model, "block", None), "solver", None)
 
 
 def evaluate(model, cfg: dict, **changes: Any) -> dict:
@@ -109,7 +107,7 @@ def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, s
                 pass
         _figures.seed_figure(models, x, y, folder / "predictions.png")
         out.append(("predictions.png", "Data (green) and predictions on [-3, 3]."))
-        if hasattr(model, "trajectory") and cfg["model"]["type"] in ("odenet", "anode"):
+        if isinstance(model, ODENet):
             _figures.trajectory_figure(model, x, folder / "trajectories.png")
             out.append(("trajectories.png", "Activation trajectories over time / depth."))
     elif kind == "spheres":
@@ -163,12 +161,10 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
     metrics: dict[str, Any] = {
         "entry": name,
         "metrics": headline_metrics(name, model),
-        "eval_solver": _solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
-        if _solver_of(model) is not None
+        "eval_solver": solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
+        if solver_of(model) is not None
         else None,
-        "parameters": int(
-            sum(x.size for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
-        ),
+        "parameters": count_parameters(model),
         "training": {
             k: summary.get(k)
             for k in (
@@ -185,7 +181,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
         },
         "hardware": _hardware(),
     }
-    if sweep and _solver_of(model) is not None:
+    if sweep and solver_of(model) is not None:
         metrics["tolerance_sweep"] = tolerance_sweep(model, entry_cfg)
     else:
         (folder / "tolerance.png").unlink(missing_ok=True)
