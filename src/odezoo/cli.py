@@ -402,14 +402,11 @@ def _cmd_train(args) -> int:
     data = build_data(cfg)
     try:  # a bad model setting fails here, before "training ..." is said
         model = build_model(cfg)
-    except OdezooError:
-        raise
-    except Exception as e:  # e.g. a negative width, which JAX meets as a tensor shape
+    except Exception as e:  # e.g. a negative width: the model's own InputError
         mine = [f"{k}={v}" for k, v in args.overrides if k.startswith("model.")]
         where = f" (--set {' '.join(mine)})" if mine else ""
-        raise ConfigError(
-            f"cannot build the model from the config{where}: {type(e).__name__}: {_one_line(e)}"
-        ) from e
+        what = _one_line(e) if isinstance(e, OdezooError) else f"{type(e).__name__}: {_one_line(e)}"
+        raise ConfigError(f"cannot build the model from the config{where}: {what}") from e
     t = cfg["train"]
     main = jax.process_index() == 0
     if main:
