@@ -16,6 +16,7 @@ from ._errors import TrainingError as TrainingError
 from ._errors import UnknownEntryError as UnknownEntryError
 from ._solver import Solver as Solver
 from ._solver import SolveStats as SolveStats
+from ._solver import SolveStatus as SolveStatus
 from ._solver import check_solution as check_solution
 from ._solver import solve as solve
 from .nn import CNF as CNF

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
-from ._report import _cpu_count
+from ._report import cpu_count
 from ._workloads import Workload
 
 
@@ -355,7 +355,7 @@ def run_peers(
     if torch_why is None:
         import torch
 
-        torch.set_num_threads(torch_threads or max(1, _cpu_count()))
+        torch.set_num_threads(torch_threads or max(1, cpu_count()))
 
     rows = []
     for wl in workloads:

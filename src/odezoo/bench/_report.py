@@ -49,7 +49,7 @@ def environment() -> dict[str, Any]:
         "devices": [str(d) for d in devices],
         "accelerator": gpu[0].device_kind if gpu else "none (no GPU available in this session)",
         "cpu": _cpu_name(),
-        "cpu_count": _cpu_count(),
+        "cpu_count": cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "load_average": load,
@@ -68,7 +68,7 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
