@@ -394,3 +394,10 @@ def test_count_evaluations_warns_when_nothing_is_counted():
         with odezoo.count_evaluations() as n:
             odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, jnp.ones(2))
     assert n.forward == 0
+
+
+def test_every_status_has_advice():
+    for status in odezoo.SolveStatus:
+        assert status.advice
+    assert "raising max_steps will not help" in odezoo.SolveStatus.DIVERGED.advice
+    assert "raise max_steps" in odezoo.SolveStatus.MAX_STEPS.advice

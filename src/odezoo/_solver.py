@@ -71,6 +71,8 @@ class SolveStatus(enum.IntEnum):
       inf (diffrax reports this as `max_steps` reached after rejecting every step, or,
       for a fixed-step solver or a NaN `t1`, as a success).
 
+    Each member's `advice` says what happened and what to do.
+
     Example:
 
     ```python
@@ -79,6 +81,7 @@ class SolveStatus(enum.IntEnum):
 
     _, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, jnp.array([jnp.nan]))
     assert stats.status == odezoo.SolveStatus.NONFINITE_INPUT
+    print(stats.status.advice)
     ```
     """
 
@@ -86,6 +89,31 @@ class SolveStatus(enum.IntEnum):
     MAX_STEPS = 1
     DIVERGED = 2
     NONFINITE_INPUT = 3
+
+    @property
+    def advice(self) -> str:
+        """What happened and what to do, in one or two sentences (for messages such as
+        a training loop's; `check_solution` adds the model, interval and solver)."""
+        return _ADVICE[self]
+
+
+_ADVICE = {
+    SolveStatus.SUCCESSFUL: "The solve succeeded.",
+    SolveStatus.MAX_STEPS: (
+        "The ODE solve hit max_steps with a finite state: raise max_steps (config: "
+        "solver.max_steps; `model.with_solver(max_steps=...)`) or loosen rtol/atol; if it "
+        "keeps happening the dynamics have become stiff: regularise them."
+    ),
+    SolveStatus.DIVERGED: (
+        "The ODE solve diverged: the state became NaN/inf or blew up so fast that the step "
+        "size collapsed. Lower the learning rate, tighten rtol/atol (or take smaller fixed "
+        "steps), or regularise the dynamics; raising max_steps will not help."
+    ),
+    SolveStatus.NONFINITE_INPUT: (
+        "The ODE solve was given NaN or inf (in the input, initial state, arguments or "
+        "times): check the data fed to the model."
+    ),
+}
 
 
 class SolveStats(eqx.Module):
