@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._counting import count_evaluations as count_evaluations
     from ._solver import Solver as Solver
     from ._solver import SolveStats as SolveStats
+    from ._solver import SolveStatus as SolveStatus
     from ._solver import check_solution as check_solution
     from ._solver import solve as solve
     from .nn import CNF as CNF
@@ -57,6 +58,7 @@ _EXPORTS = {
     "count_evaluations": "._counting",
     "Solver": "._solver",
     "SolveStats": "._solver",
+    "SolveStatus": "._solver",
     "check_solution": "._solver",
     "solve": "._solver",
     "CNF": ".nn",

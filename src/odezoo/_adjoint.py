@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import jax
 from jaxtyping import Array
 
 from ._errors import InputError
-from ._solver import _BatchField, _reconstruction_error
-from .nn import AbstractModel, AbstractODEModel
+from ._solver import reconstruction_error
+from .nn._base import AbstractModel, AbstractODEModel
 
 
-def reversibility_error(model, x: Array) -> Array:
+def reversibility_error(model: AbstractODEModel, x: Array) -> Array:
     """How well a reverse-time solve recovers the initial state: the health check of
     backsolve (`BacksolveAdjoint`) gradients.
 
@@ -57,10 +56,4 @@ def reversibility_error(model, x: Array) -> Array:
             f"reversibility_error applies to ODE models (ODENet, CNF), not to a {what}{hint}"
         )
     field, y0, t0, t1, batched = model.ode(x)
-    solver = model.solver
-    if batched and solver.batching == "batch":
-        return _reconstruction_error(solver, _BatchField(field, False), y0, None, t0, t1)
-    if batched:
-        errs = jax.vmap(lambda y: _reconstruction_error(solver, field, y, None, t0, t1))(y0)
-        return errs.max()
-    return _reconstruction_error(solver, field, y0, None, t0, t1)
+    return reconstruction_error(model.solver, field, y0, None, t0=t0, t1=t1, batched=batched)
