@@ -357,6 +357,10 @@ def _apply_overrides(cfg: dict, args) -> dict:
 
 
 def _cmd_train(args) -> int:
+    # Equinox reads EQX_ON_ERROR once, when it is first imported (below): with "nan" its
+    # run-time checks leave no host callback in the train step, so JAX's persistent cache
+    # can store it; `fit` reads solver failures from the solve statistics instead.
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
     from .train import initialize_distributed
 
     dist = (args.coordinator_address, args.num_processes, args.process_id)

@@ -12,6 +12,7 @@ import numpy as np
 from jax import Array
 
 from .._errors import SolverError
+from .._solver import SolveStatus
 from ._losses import Loss, cross_entropy, get_loss, huber
 
 
@@ -108,9 +109,9 @@ def evaluate(
     for i, xb, m in _chunks(x, batch_size):
         out, nfe, failed = _forward(model, jnp.asarray(xb), key)
         if failed is not None and int(failed):
+            advice = SolveStatus(int(failed)).advice
             raise SolverError(
-                f"evaluation failed: the ODE solve hit max_steps on the test batch "
-                f"starting at example {i}. Raise solver.max_steps or loosen rtol/atol."
+                f"evaluation failed on the test batch starting at example {i}. {advice}"
             )
         outs.append(np.asarray(out)[:m])
         if nfe is not None:

@@ -38,20 +38,20 @@ class Failure(eqx.Enumeration):
         "(optax.clip_by_global_norm)"
     )
     max_steps = (
-        "the ODE solve hit max_steps before reaching its end time (or its step size "
-        "collapsed). Raise max_steps (config: solver.max_steps), loosen rtol/atol, or "
-        "regularise the dynamics"
+        "the ODE solve hit max_steps with a finite state before reaching its end time "
+        "(the dynamics may have become stiff). Raise max_steps (config: "
+        "solver.max_steps), loosen rtol/atol, or regularise the dynamics"
     )
     solve_diverged = (
-        "the ODE solve stalled: its step size collapsed and it made almost no progress, "
-        "as when the state becomes NaN or inf during the solve (divergence) or the "
-        "dynamics become very stiff. Raising max_steps will not help: lower the learning "
-        "rate, clip gradients (optax.clip_by_global_norm) or regularise the dynamics"
+        "the ODE solve diverged: its state became NaN/inf or blew up so fast that the "
+        "step size collapsed. Raising max_steps will not help: lower the learning rate, "
+        "clip gradients (optax.clip_by_global_norm), tighten rtol/atol or regularise the "
+        "dynamics"
     )
     solve_nonfinite = (
-        "the ODE solve returned NaN or inf: its input or the model's parameters are not "
-        "finite, or its state diverged. Check the data and the model; lower the learning "
-        "rate"
+        "the ODE solve was given NaN or inf (the batch was finite, so the model's "
+        "parameters or its other inputs are not): lower the learning rate or clip "
+        "gradients, and check the model's parameters"
     )
 
 

@@ -453,12 +453,15 @@ def _take_step(setup: _Setup, state: _State) -> dict:
 
 
 def _raised_failure(err: Exception) -> Failure | None:
-    """The `Failure` of a solver error raised inside the train step, from its message."""
+    """The `Failure` of a solver error raised inside the train step, from the message
+    `check_solution` chose for the solve's status."""
     text = str(err)
+    if "was given NaN or inf" in text:
+        return Failure.solve_nonfinite
+    if " diverged: " in text:
+        return Failure.solve_diverged
     if "hit max_steps" in text:
         return Failure.max_steps
-    if "NaN or inf" in text:
-        return Failure.solve_nonfinite
     return None
 
 
@@ -502,7 +505,7 @@ def _record(setup: _Setup, state: _State, value, stats, dt: float, vjps: int | N
     solver = state.solver
     if stats is not None:
         rec["nfe_forward"] = json_number(stats.nfe)
-        rec["nfe_backward"] = vjps if vjps is not None else _nfe_backward(stats, solver)
+        rec["nfe_backward"] = vjps if vjps is not None else json_number(stats.nfe_backward)
         rec["solver_steps"] = json_number(stats.num_steps)
         rec["rejected_steps"] = json_number(stats.num_rejected_steps)
         if solver is not None and solver.adjoint == "checked":
@@ -514,22 +517,6 @@ def _record(setup: _Setup, state: _State, value, stats, dt: float, vjps: int | N
         if setup.run is not None:
             setup.run.append(rec)
     return rec
-
-
-def _nfe_backward(stats, solver: Solver | None):
-    """Vector-field VJPs of the backward pass, for the `"checkpoint"`/`"direct"` adjoints
-    (`None` for the others, where the solve statistics cannot tell).
-
-    Differentiating through the solver differentiates every forward evaluation once,
-    except the two per solve that choose the initial step (`dt0=None` with an adaptive
-    solver): no gradient flows through them. Counted here for one solve per step.
-    """
-    if solver is None or solver.adjoint not in ("checkpoint", "direct"):
-        return None
-    nfe = json_number(stats.nfe)
-    if nfe is None:
-        return None
-    return nfe - 2 if solver.dt0 is None and solver.adaptive else nfe
 
 
 def _evaluate(setup: _Setup, state: _State) -> None:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._solver import SolveStats
+from .._solver import SolveStats, SolveStatus
 from ._data import Draw, all_finite
 from ._failure import Failure, first_failure
 
@@ -41,22 +41,16 @@ def _zero_if_bad(batch, ok):
 
 
 def _solve_failure(stats) -> list:
-    """The solve's own failures, read from its statistics (with equinox's errors as NaN,
-    a failed solve shows up here rather than as an exception).
-
-    A failed solve that made almost no progress (most steps rejected, or its accepted
-    steps averaging under 1e-9 time units: the step size collapsed, as when the state
-    becomes non-finite) is told apart from one that ran out of steps on the way. The
-    average step is taken as `|t_reached| / accepted steps`, which assumes the solve
-    started near `t = 0` (as odezoo's models do); elsewhere a stall is reported as
-    `max_steps`, whose advice then names the collapse too.
-    """
+    """The solve's own failures, read from its statistics' status code (with equinox's
+    errors as NaN, a failed solve shows up here rather than as an exception); see
+    [`SolveStatus`][odezoo.SolveStatus]."""
     if not isinstance(stats, SolveStats):
         return []
-    failed = stats.failed != 0
-    mean_step = jnp.abs(stats.t_reached) / jnp.maximum(stats.num_accepted_steps, 1)
-    stalled = (stats.num_rejected_steps > stats.num_accepted_steps) | (mean_step < 1e-9)
-    return [(failed & stalled, Failure.solve_diverged), (failed, Failure.max_steps)]
+    return [
+        (stats.failed == SolveStatus.NONFINITE_INPUT, Failure.solve_nonfinite),
+        (stats.failed == SolveStatus.DIVERGED, Failure.solve_diverged),
+        (stats.failed != SolveStatus.SUCCESSFUL, Failure.max_steps),
+    ]
 
 
 @eqx.filter_jit(donate="all-except-first")
