@@ -1,9 +1,109 @@
-"""The tutorial's code runs as written."""
+"""The documentation's code runs as written: the tutorial page, and every ```python example
+in the docstrings of `src/odezoo` (which mkdocstrings publishes in the API reference).
 
+Each docstring example runs in a fresh namespace, in a temporary working directory, so it
+must import what it uses, exactly as a reader copying it would have to. An example written
+as a doctest (`>>>` prompts) runs through `doctest`, so its printed outputs are checked too.
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
 import re
+import textwrap
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+import matplotlib
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+SRC = ROOT / "src" / "odezoo"
+
+# A fenced block inside a docstring: "```python" ... "```", at any (common) indentation.
+_BLOCK = re.compile(r"^([ \t]*)```python[ \t]*\n(.*?)^\1```", flags=re.S | re.M)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _docstrings(path: Path):
+    """Yield (qualified name, docstring) for the module and every class and function in it."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    module = _module_name(path)
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{prefix}.{child.name}"
+                doc = ast.get_docstring(child, clean=True)
+                if doc:
+                    yield name, doc
+                yield from walk(child, name)
+
+    doc = ast.get_docstring(tree, clean=True)
+    if doc:
+        yield module, doc
+    yield from walk(tree, module)
+
+
+def _examples() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for name, doc in _docstrings(path):
+            blocks = [textwrap.dedent(m.group(2)) for m in _BLOCK.finditer(doc)]
+            for i, code in enumerate(blocks):
+                found.append((name if len(blocks) == 1 else f"{name}[{i}]", code))
+    return found
+
+
+EXAMPLES = _examples()
+
+# Examples that fail because of the code they document, not their own text; strict, so
+# each entry fails the suite as soon as the code is fixed, and must then be removed here.
+KNOWN_BROKEN = {
+    "odezoo.nn._base.AbstractODEModel.with_solver": (
+        "ODENet still overrides with_solver with the old helper, which rejects a diffrax "
+        "solver together with field changes; goes once ODENet inherits the base method"
+    ),
+    "odezoo.nn._odenet.ODENet.with_solver": (
+        "the override's example uses an undefined `model`; goes with the override"
+    ),
+}
+
+
+def _params():
+    for name, code in EXAMPLES:
+        marks = []
+        if name in KNOWN_BROKEN:
+            marks = [pytest.mark.xfail(reason=KNOWN_BROKEN[name], strict=True)]
+        yield pytest.param(name, code, id=name, marks=marks)
+
+
+def test_docstring_examples_are_collected():
+    # Guards the collector itself: if the regex or the walk broke, every example would
+    # silently vanish from the parametrized test below.
+    assert len(EXAMPLES) >= 50, len(EXAMPLES)
+
+
+@pytest.mark.parametrize(("name", "code"), list(_params()))
+def test_docstring_example_runs(name, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files (run directories, checkpoints)
+    matplotlib.use("Agg")
+    namespace: dict = {"__name__": "__docs__"}
+    if re.search(r"^>>> ", code, flags=re.M):
+        test = doctest.DocTestParser().get_doctest(code, namespace, name, None, 0)
+        runner = doctest.DocTestRunner(
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+        )
+        report: list[str] = []
+        runner.run(test, out=report.append, clear_globs=False)
+        assert runner.failures == 0, "".join(report)
+    else:
+        exec(compile(code, f"<docstring of {name}>", "exec"), namespace)
 
 
 def test_tutorial_code_blocks_run():
