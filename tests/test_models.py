@@ -543,32 +543,3 @@ def test_cnf_with_trace_keeps_everything_else():
     f, g = flow.fields[0], hutch.fields[0]
     assert (g.trace, g.probe, g.regularize, g.learn_time) == ("hutchinson", "gaussian", True, True)
     assert eqx.tree_equal(f.dynamics, g.dynamics) and f.trace == "exact"
-
-
-def _nn_examples():
-    import inspect
-    import re
-
-    found = []
-    for name in odezoo.nn.__all__ if hasattr(odezoo.nn, "__all__") else dir(odezoo.nn):
-        obj = getattr(odezoo.nn, name)
-        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-            continue
-        docs = [(name, obj.__doc__ or "")]
-        if inspect.isclass(obj):
-            docs += [
-                (f"{name}.{m}", getattr(obj, m).__doc__ or "")
-                for m in vars(obj)
-                if not m.startswith("_") and callable(getattr(obj, m))
-            ]
-        for where, doc in docs:
-            for i, code in enumerate(re.findall(r"```python\n(.*?)```", doc, re.S)):
-                found.append(pytest.param(code, id=f"{where}-{i}"))
-    return found
-
-
-@pytest.mark.parametrize("code", _nn_examples())
-def test_nn_docstring_examples_run(code):
-    import textwrap
-
-    exec(compile(textwrap.dedent(code), "<docstring>", "exec"), {})

@@ -382,6 +382,8 @@ class Solver(eqx.Module):
         Example:
 
         ```python
+        import odezoo
+
         fast = odezoo.Solver().replace(rtol=1e-2, atol=1e-2)
         ```
         """

@@ -241,7 +241,7 @@ def workloads(quick: bool = False, platform: str = "cpu") -> dict[str, Workload]
 
     - `quick`: tiny sizes that check the harness in seconds (not for timings).
     - `platform`: `"cpu"` or `"gpu"`. On a CPU the conv workload uses batch 8 instead
-      of 128 (as the measurements in `REFERENCE.md` did); it is recorded in its `note`.
+      of 128; it is recorded in its `note`.
 
     Returns:
 

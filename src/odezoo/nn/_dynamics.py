@@ -144,8 +144,9 @@ class _Conv(eqx.Module):
     (im2col), computed channels-last.
 
     On CPU, XLA differentiates `lax.conv_general_dilated` inside a solver loop about 10x
-    slower than an im2col form (see the benchmarks page of the docs). Channels-last
-    matters too: the patches of an `(H, W, C)` image are one concatenation along the last axis and
+    slower than an im2col form (2-core CPU: 20 steps of a 3x3, 64-channel conv and tanh
+    in a `lax.scan`, 150 ms against 15 ms to differentiate). Channels-last matters too:
+    the patches of an `(H, W, C)` image are one concatenation along the last axis and
     the product is a plain `(H*W, K*K*C) @ (K*K*C, out)` matmul, which under the
     batch's `vmap` becomes one matmul over all examples. Measured on the 2-core CPU
     (64 channels of 7x7, batch 8): 1.0 ms per two-conv evaluation against 4.5 ms for

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .._errors import CardMismatchError as CardMismatchError
 from ..nn import ODENet, count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
-from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
+from ._registry import CONFIG, WEIGHTS, config, entry_dir, load, names
 
 METRICS = "metrics.json"
 TRAINING_LOG = "training.jsonl"
@@ -207,14 +208,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _link_entries(text: str, name: str, entries: set[str]) -> str:
+    """Turn every other zoo entry named in backticks into a link to its card (a path
+    relative to this card, `../OTHER/card.md`; the docs hook maps it to the site's page)."""
+
+    def link(match: re.Match) -> str:
+        other = match.group(1)
+        if other == name or other not in entries:
+            return match.group(0)
+        return f"[`{other}`](../{other}/card.md)"
+
+    return re.sub(r"(?<![\[\w])`([a-z0-9][a-z0-9-]*)`(?![\]\w])", link, text)
+
+
 def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, str]]) -> str:
     """The model card, in markdown, from the entry's config and measured metrics."""
     meta = _card_meta(cfg)
     m = metrics["metrics"]
     t = metrics["training"]
-    lines = [f"# {name}", "", cfg.get("description", ""), ""]
+    entries = set(names())
+    linked = lambda text: _link_entries(text, name, entries)
+    lines = [f"# {name}", "", linked(cfg.get("description", "")), ""]
     if meta.get("reproduces"):
-        lines += ["## What it reproduces", "", meta["reproduces"], ""]
+        lines += ["## What it reproduces", "", linked(meta["reproduces"]), ""]
     lines += ["## Metrics", ""]
     solver = metrics.get("eval_solver")
     if solver:
@@ -239,13 +255,23 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
             "",
         ]
     if meta.get("notes"):
-        lines += [meta["notes"], ""]
+        lines += [linked(meta["notes"]), ""]
+    others = [o for o in meta.get("compare_with", []) if o in entries and o != name]
+    if others:
+        lines += ["Compare with: " + ", ".join(linked(f"`{o}`") for o in others) + ".", ""]
     lines += [
         "## Training",
         "",
         f"- Steps: {t.get('steps')}, final training loss {_fmt(t.get('final_loss'))}.",
-        f"- Forward / backward NFE at the end of training: {t.get('nfe_forward_final')} / "
-        f"{t.get('nfe_backward_final')}.",
+    ]
+    if t.get("nfe_forward_final") is None and t.get("nfe_backward_final") is None:
+        lines.append("- No ODE solve, so no function evaluations (NFE) to report.")
+    else:
+        lines.append(
+            f"- Forward / backward NFE at the end of training: {t.get('nfe_forward_final')} / "
+            f"{t.get('nfe_backward_final')}."
+        )
+    lines += [
         f"- Time: {_fmt(t.get('total_time_s'))} s in all, compile {_fmt(t.get('compile_time_s'))}"
         f" s, median step {_fmt(t.get('step_time_median_s'))} s.",
         f"- Hardware: {metrics['hardware']} (jax {t.get('jax_version')}). "
