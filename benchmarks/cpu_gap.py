@@ -40,7 +40,7 @@ import odezoo._solver as solver_module
 import odezoo.zoo
 from odezoo.bench._measure import interleaved_timing
 from odezoo.bench._peers import torch_field, torch_loss
-from odezoo.bench._report import _preamble, _table, environment, write_json
+from odezoo.bench._report import environment, preamble, table, write_json
 from odezoo.bench._workloads import workloads
 
 
@@ -204,7 +204,7 @@ def adjoints(torch, torchdiffeq, name="mlp", stores=(4, 8, 16)):
 
 def cnf_against_hand_written():
     flow = odezoo.zoo.load("ffjord-checkerboard")
-    x = odezoo.data.toy2d("checkerboard", jax.random.key(1), 100)
+    x = odezoo.data.toy2d("checkerboard", 100, key=jax.random.key(1))
     field = flow.fields[0]
 
     class HandField(eqx.Module):
@@ -242,7 +242,7 @@ def cnf_against_hand_written():
 
 
 def markdown(result) -> str:
-    lines = _preamble("Where the CPU time goes (benchmarks/cpu_gap.py)", result)
+    lines = preamble("Where the CPU time goes (benchmarks/cpu_gap.py)", result)
     for section, rows in result["sections"].items():
         lines += ["", f"### {section}", ""]
         body = []
@@ -250,7 +250,7 @@ def markdown(result) -> str:
             extra = ", ".join(f"{k} {v:.6g}" for k, v in r.items() if k in ("loss", "steps"))
             spread = f"{r['p25_ms']:.3g}–{r['p75_ms']:.3g}"
             body.append([name, f"{r['median_ms']:.3g}", spread, extra])
-        lines.append(_table(["contender", "median ms", "p25–p75", ""], body))
+        lines.append(table(["contender", "median ms", "p25–p75", ""], body))
     return "\n".join(lines) + "\n"
 
 

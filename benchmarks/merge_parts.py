@@ -1,8 +1,7 @@
 """Merge the per-workload adjoint runs (run as parallel processes) into one report.
 
 Reads `results/parts/adjoints-<workload>/adjoints.json` and writes
-`results/adjoints.{json,md}`. (The `*-bounded-stages` and `*-vmap-rerun` folders beside
-them are earlier runs, kept for the record and not merged.)
+`results/adjoints.{json,md}`.
 """
 
 import json

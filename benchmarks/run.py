@@ -3,7 +3,7 @@
 Examples:
 
     python benchmarks/run.py adjoints --quick          # checks the harness in minutes
-    python benchmarks/run.py all                       # the full run, into benchmarks/results/
+    python benchmarks/run.py all --out benchmarks/results --force   # refresh the committed results
     python benchmarks/run.py peers --workloads mlp,conv
 
 Everything lives in `odezoo.bench` (src/odezoo/bench/); see docs/benchmarks.md.

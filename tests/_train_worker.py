@@ -19,7 +19,7 @@ def run(devices=None):
     import odezoo
     from odezoo.train import data_mesh, fit
 
-    x, y = odezoo.data.concentric_spheres(jax.random.key(0), dim=2, n_inner=16, n_outer=16)
+    x, y = odezoo.data.concentric_spheres(dim=2, n_inner=16, n_outer=16, key=jax.random.key(0))
     # Fixed Euler steps compile fastest; the sharding machinery is the same for any solver.
     solver = odezoo.Solver(solver=diffrax.Euler(), dt0=0.25)
     net = odezoo.ODENet(2, width_size=8, out_size=1, solver=solver, key=jax.random.key(1))
@@ -44,6 +44,44 @@ def run(devices=None):
     }
 
 
+def nan_failures():
+    """Failures read from the solve statistics with equinox's errors as NaN (run with
+    EQX_ON_ERROR=nan): a step budget exhausted, and a diverging run."""
+    import diffrax
+    import jax
+    import numpy as np
+    import optax
+
+    import odezoo
+    from odezoo.train import TrainingError, errors_as_nan, fit
+
+    assert errors_as_nan()
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    y = x**3 + 0.1 * x
+    report = {}
+    euler = odezoo.Solver(solver=diffrax.Euler(), dt0=0.2, max_steps=6)
+    cases = {
+        # dt0 = 0.05 from the third step on needs 20 Euler steps, above max_steps = 6.
+        "max_steps": (euler, optax.adam(1e-2), [(2, {"dt0": 0.05})]),
+        # A learning rate of 1e6 blows the dynamics up: the adaptive solve stalls.
+        "diverged": (odezoo.Solver(max_steps=64), optax.sgd(1e6), None),
+    }
+    for name, (solver, opt, tolerance) in cases.items():
+        net = odezoo.ODENet(1, width_size=8, solver=solver, key=jax.random.key(0))
+        try:
+            fit(net, (x, y), optimizer=opt, steps=10, key=jax.random.key(0), tolerance=tolerance)
+            report[name] = None
+        except TrainingError as e:
+            leaves = jax.tree_util.tree_leaves(e.model)
+            report[name] = {
+                "cause": e.cause,
+                "step": e.step,
+                "message": str(e),
+                "model_finite": bool(all(np.all(np.isfinite(a)) for a in leaves)),
+            }
+    return report
+
+
 def main():
     out, mode = sys.argv[1], sys.argv[2]
     if mode == "sharded":
@@ -57,6 +95,8 @@ def main():
         initialize_distributed(f"localhost:{port}", 2, pid, timeout=240)
         errors_as_nan()
         report = run()
+    elif mode == "nan":
+        report = nan_failures()
     else:
         raise SystemExit(f"unknown mode {mode}")
     with open(out, "w") as f:

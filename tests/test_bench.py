@@ -9,28 +9,29 @@ import numpy as np
 import pytest
 
 from odezoo import bench
-from odezoo.bench import _peers
+from odezoo.bench import _cli, _peers
+from odezoo.bench._measure import compile_fn, memory_of, relative_error
 
 
 def test_relative_error_of_pytrees_and_vectors():
     ref = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([[4.0]])}
-    assert bench.relative_error(ref, ref) == 0.0
+    assert relative_error(ref, ref) == 0.0
     off = {"a": jnp.array([3.0, 0.5]), "b": jnp.array([[4.0]])}
-    assert bench.relative_error(off, ref) == pytest.approx(0.5 / 5.0)
-    assert bench.relative_error(np.array([1.0, 1.0]), np.array([1.0, 0.0])) == 1.0
+    assert relative_error(off, ref) == pytest.approx(0.5 / 5.0)
+    assert relative_error(np.array([1.0, 1.0]), np.array([1.0, 0.0])) == 1.0
     with pytest.raises(ValueError, match="sizes differ"):
-        bench.relative_error(np.ones(2), np.ones(3))
+        relative_error(np.ones(2), np.ones(3))
 
 
 def test_memory_analysis_returns_deterministic_numbers():
     f = lambda x: jnp.tanh(x @ x.T).sum()
     x = jnp.ones((64, 32))
-    compiled, seconds = bench.compile_fn(jax.grad(f), x)
-    mem = bench.memory_of(compiled)
+    compiled, seconds = compile_fn(jax.grad(f), x)
+    mem = memory_of(compiled)
     assert seconds > 0
     assert isinstance(mem.temp_bytes, int) and mem.temp_bytes > 0
     assert mem.argument_bytes == 64 * 32 * 4 and mem.output_bytes == 64 * 32 * 4
-    assert mem == bench.memory_of(bench.compile_fn(jax.grad(f), x)[0])
+    assert mem == memory_of(compile_fn(jax.grad(f), x)[0])
 
 
 def test_workload_weights_load_into_the_model_exactly():
@@ -108,3 +109,63 @@ def test_peers_skip_cleanly_without_torch(monkeypatch):
     assert set(out["skipped"]) == {"torchdiffeq-odeint", "torchdiffeq-adjoint"}
     assert "pip install odezoo[peers]" in out["skipped"]["torchdiffeq-odeint"]
     assert out["rows"] == []
+
+
+def test_write_report_from_python_records_the_environment(monkeypatch, tmp_path):
+    # A result straight from run_* has no "environment" (the command line used to add
+    # it): write_report raised KeyError: 'environment'.
+    monkeypatch.setattr(_peers, "torch_available", lambda: "ModuleNotFoundError: no torch")
+    result = bench.run_peers([], log=lambda _: None)
+    assert "environment" not in result
+    paths = bench.write_report("peers", result, tmp_path)
+    assert {p.name for p in paths} == {"peers.json", "peers.md"}
+    written = json.loads((tmp_path / "peers.json").read_text())
+    assert written["environment"]["versions"]["jax"] == jax.__version__
+    assert "Hardware:" in (tmp_path / "peers.md").read_text()
+    assert "environment" not in result  # the caller's dict is left alone
+
+
+def test_bench_never_writes_into_existing_results_unless_forced(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "adjoints.md").write_text("committed")
+    argv = ["adjoints", "--quick", "--workloads", "toy", "--strategies", "checkpoint"]
+    assert bench.main([*argv, "--out", str(results)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("odezoo bench: error: --out ") and "--force" in err
+    assert len(err.splitlines()) == 1
+    assert (results / "adjoints.md").read_text() == "committed"
+    assert sorted(p.name for p in results.iterdir()) == ["adjoints.md"]
+
+    # Without --out: a new folder under runs/, never benchmarks/results.
+    monkeypatch.chdir(tmp_path)
+    from odezoo.cli import build_parser
+
+    args = build_parser().parse_args(["bench", *argv])
+    out = _cli.output_dir(args)
+    assert out.parts[0] == "runs" and out.name.startswith("bench-adjoints-quick-")
+    assert not out.exists()
+    out.mkdir(parents=True)
+    assert _cli.output_dir(args) != out  # a second run gets its own folder
+    forced = build_parser().parse_args(["bench", *argv, "--out", str(results), "--force"])
+    assert _cli.output_dir(forced) == results
+
+
+def test_bench_exports_what_a_user_calls():
+    assert set(bench._EXPORTS) == {
+        "run_adjoints",
+        "run_scaling",
+        "run_peers",
+        "run_accuracy",
+        "workloads",
+        "Workload",
+        "strategies",
+        "Strategy",
+        "scaling_workload",
+        "scaling_strategies",
+        "write_report",
+        "environment",
+    }
+    assert callable(bench.main)  # the command line; 13 names in all (there were 26)
+    for tool in ("interleaved_timing", "compile_fn", "add_parser", "prepare_pair"):
+        assert not hasattr(bench, tool)

@@ -24,7 +24,10 @@ def _run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["train"], ["eval"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["list"], ["info"], ["train"], ["eval"], ["zoo"], ["zoo", "check"], ["bench"]],
+)
 def test_help_on_every_command(command, capsys):
     code, out, _ = _run([*command, "--help"], capsys)
     assert code == 0
@@ -54,7 +57,30 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "no-such-entry"], "unknown zoo entry 'no-such-entry'; valid names:"),
+        (["train", "no-such-entry"], "unknown zoo entry 'no-such-entry' (valid names:"),
+        (["info", "seed-cubic-odnet"], "did you mean 'seed-cubic-odenet'?"),
+        (["eval", "seed-cubic-odnet"], "did you mean 'seed-cubic-odenet'?"),
+        (["zoo", "check", "seed-cubic-odnet"], "did you mean 'seed-cubic-odenet'?"),
+        (["eval", "{untrained}", "--check"], "is a run directory, not a zoo entry"),
+        (["info", "{no_config}"], "has no config.json, so odezoo cannot rebuild its model"),
+        (["eval", "{no_config}"], "has no config.json, so odezoo cannot rebuild its model"),
+        (["info", "{empty}"], "is not a run directory or zoo entry: it has no config.json"),
+        (
+            ["train", "seed-cubic-odenet", "--set", "model.width=twenty"],
+            'model.width takes a number (it is 20), got "twenty"',
+        ),
+        (
+            ["train", "seed-cubic-odenet", "--set", "model.activation=3"],
+            'model.activation takes a string (it is "tanh"), got 3',
+        ),
+        (
+            ["train", "seed-cubic-odenet", "--set", "model.width=-5", "--steps", "1"],
+            "cannot build the model from the config (--set model.width=-5)",
+        ),
+        (
+            ["eval", "seed-cubic-odenet", "--rtol", "1e-14", "--atol", "1e-14", "--max-steps", "8"],
+            "hit max_steps",
+        ),
         (["info", "no-such-entry"], "seed-cubic-odenet"),
         (["train", "seed-cubic-odenet", "--set", "model.widht=3"], "unknown key(s) ['widht']"),
         (["train", "seed-cubic-odenet", "--set", "train.loss=l9"], "unknown loss 'l9'"),
@@ -68,7 +94,13 @@ def test_failures_give_one_line_and_exit_1(argv, message, capsys, tmp_path):
     untrained = tmp_path / "untrained"  # a run directory with a config but no weights
     untrained.mkdir()
     (untrained / "config.json").write_text((ENTRY / "config.json").read_text())
-    argv = [a.format(untrained=untrained) for a in argv]
+    no_config = tmp_path / "no_config"  # as Python's fit(run_dir=...) without config=
+    no_config.mkdir()
+    (no_config / "model.eqx").write_bytes((ENTRY / "model.eqx").read_bytes())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dirs = {"untrained": untrained, "no_config": no_config, "empty": empty}
+    argv = [a.format(**dirs) for a in argv]
     if argv[0] == "train":
         argv += ["--out", str(tmp_path / "run")]
     code, _, err = _run(argv, capsys)
@@ -76,6 +108,159 @@ def test_failures_give_one_line_and_exit_1(argv, message, capsys, tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
     assert "Traceback" not in err
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(monkeypatch, capsys):
+    import odezoo.cli
+
+    def boom(args):
+        raise RuntimeError("boom\n  second line")
+
+    monkeypatch.setattr(odezoo.cli, "_cmd_list", boom)
+    code, _, err = _run(["list"], capsys)
+    assert code == 1
+    assert err == (
+        "odezoo list: error: unexpected RuntimeError: boom second line "
+        "(set ODEZOO_DEBUG=1 to see the traceback)\n"
+    )
+    monkeypatch.setenv("ODEZOO_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["list"])
+
+
+def test_errors_are_caught_by_type_not_by_name(monkeypatch, capsys):
+    import odezoo.cli
+
+    class ConfigError(Exception):  # the name of an odezoo error, but not one
+        pass
+
+    def fail(args):
+        raise ConfigError("not odezoo's")
+
+    monkeypatch.setattr(odezoo.cli, "_cmd_list", fail)
+    _, _, err = _run(["list"], capsys)
+    assert "unexpected ConfigError: not odezoo's" in err
+    assert not hasattr(odezoo.cli, "_EXPECTED")
+
+
+def test_a_run_directory_loads_like_a_name_and_a_bare_one_says_what_it_lacks(tmp_path):
+    import odezoo
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.eqx").write_bytes((ENTRY / "model.eqx").read_bytes())
+    with pytest.raises(odezoo.MissingFileError, match="has no config.json") as info:
+        odezoo.zoo.load(run)
+    assert isinstance(info.value, FileNotFoundError)
+    assert "odezoo.train.load_model(" in str(info.value)
+    (run / "config.json").write_text((ENTRY / "config.json").read_text())
+    assert odezoo.zoo.config(run)["name"] == "seed-cubic-odenet"
+    with pytest.raises(odezoo.UnknownEntryError, match="did you mean 'seed-cubic-odenet'"):
+        odezoo.zoo.load("seed-cubic-odnet")
+
+
+def test_list_is_a_table_that_fits_the_terminal(monkeypatch, capsys):
+    from odezoo import zoo
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = _run(["list"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "MODEL", "DATA", "WEIGHTS", "DESCRIPTION"]
+    assert len(lines) == len(zoo.names()) + 1
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    start = lines[0].index("DESCRIPTION")
+    for line in lines[1:]:
+        name = line.split()[0]
+        full = " ".join(zoo.config(name)["description"].split())
+        shown = line[start:]
+        # shortened on a word boundary (never mid-word, never at a stray ". ")
+        assert shown == full or (
+            shown.endswith(" ...") and (full + " ").startswith(shown[: -len(" ...")] + " ")
+        ), (shown, full)
+
+
+def _in_subprocess(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["list"], ["list", "--json"], ["info", "seed-cubic-odenet"], ["zoo", "--help"]],
+)
+def test_help_list_and_info_do_not_import_jax(argv):
+    code = (
+        "import sys\n"
+        "from odezoo.cli import main\n"
+        f"status = main({argv!r})\n"
+        "heavy = sorted(m for m in ('jax', 'equinox', 'diffrax', 'numpy') if m in sys.modules)\n"
+        "print('HEAVY', heavy, status)\n"
+    )
+    proc = _in_subprocess(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY [] 0" in proc.stdout, proc.stdout[-500:]
+
+
+def test_import_odezoo_gives_the_zoo_and_a_version():
+    import importlib.metadata
+
+    code = (
+        "import sys, odezoo\n"
+        "assert 'jax' not in sys.modules\n"
+        "m = odezoo.zoo.load('seed-cubic-odenet')\n"
+        "print(type(m).__name__, odezoo.__version__)\n"
+    )
+    proc = _in_subprocess(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["ODENet", importlib.metadata.version("odezoo")]
+
+
+def test_version_without_an_install_reads_pyproject(monkeypatch):
+    import importlib.metadata
+
+    import odezoo
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert odezoo._version() == "0.1.0+source"  # from this checkout's pyproject.toml
+
+
+@pytest.mark.parametrize("package", ["odezoo", "odezoo.zoo", "odezoo.bench"])
+def test_lazy_exports_match_their_type_checking_imports(package):
+    import ast
+    import importlib
+
+    mod = importlib.import_module(package)
+    tree = ast.parse(Path(mod.__file__).read_text())
+    (block,) = [n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n)]
+    spelled = {a.asname or a.name for n in block.body for a in n.names}
+    assert spelled == set(mod._EXPORTS)
+    for name in sorted(spelled):
+        assert getattr(mod, name) is not None
+    assert set(mod._EXPORTS) <= set(dir(mod))
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        mod.nope  # noqa: B018
+
+
+def test_zoo_commands_have_one_implementation():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "odezoo.zoo", "check", "seed-cubic-odnet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("odezoo zoo check: error: unknown zoo entry 'seed-cubic-odnet'")
+    assert len(proc.stderr.splitlines()) == 1
 
 
 def test_list_and_info(capsys):

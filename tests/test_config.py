@@ -22,7 +22,8 @@ from odezoo.config import (
     parse_value,
     set_value,
 )
-from odezoo.train import config_hash, fit, mse
+from odezoo.train import fit, mse
+from odezoo.train._rundir import config_hash
 
 MLP_CFG = {
     "model": {"type": "mlp", "in_size": 1, "out_size": 1, "width": 4},
@@ -61,6 +62,10 @@ def test_full_config_spells_out_every_default_and_is_idempotent():
         (("solver.rtol", 1e-3), "has no ODE solver"),
         (("train.tolerance_schedule", [[0, {"rtol": 1e-3}]]), "needs an ODE model"),
         (("seed", "zero"), "seed must be an int"),
+        # Types from the constructor's (and the dataset builder's) annotations.
+        (("model.width", "twenty"), "model.width must be an int, got 'twenty'"),
+        (("model.init_scale", "big"), "model.init_scale must be a number"),
+        (("data.n", 2.5), "data.n must be an int, got 2.5"),
     ],
 )
 def test_bad_configs_name_the_problem(change, message):
@@ -236,3 +241,227 @@ def test_digits_shift_augmentation_sampler():
     assert data.test[0].shape[1:] == (1, 8, 8)  # held-out images are not augmented
     with pytest.raises(ConfigError, match="augment_shift"):
         build_data({**base, "data": {"name": "digits", "augment_shift": 1, "flatten": True}})
+
+
+# -- the registries -----------------------------------------------------------------------
+
+
+class _Scale(eqx.Module):
+    """A toy model family: `x * weight`, `weight = init * ones(size)`."""
+
+    weight: jax.Array
+
+    def __init__(self, size: int, init: float = 1.5, activation=jax.numpy.tanh, *, key):
+        self.weight = init * jax.numpy.ones(size)  # (the activation is unused)
+
+    def apply(self, xs, *, key=None):
+        return xs * self.weight, None
+
+
+_NOT_JSON = object()
+_SCALE_CFG = {"model": {"type": "scale"}, "data": {"name": "cubic", "n": 4}, "train": {"steps": 1}}
+
+
+@pytest.fixture
+def registries(monkeypatch):
+    """Registrations made by a test are undone after it."""
+    from odezoo.config import _data, _models
+
+    monkeypatch.setattr(_models, "MODEL_FAMILIES", dict(_models.MODEL_FAMILIES))
+    monkeypatch.setattr(_data, "DATA_BUILDERS", dict(_data.DATA_BUILDERS))
+
+
+def test_a_family_registers_in_one_line_and_trains_end_to_end(registries):
+    from odezoo.config import model_types, register_model
+
+    register_model("scale", _Scale)
+    assert "scale" in model_types()
+    cfg = full_config(set_value(_SCALE_CFG, "model.size", 1))
+    # Keys and defaults from the signature; the activation default by name.
+    assert cfg["model"] == {"type": "scale", "size": 1, "init": 1.5, "activation": "tanh"}
+    assert "solver" not in cfg  # the constructor takes no solver: not an ODE model
+    net = build_model(cfg)
+    assert isinstance(net, _Scale) and np.array_equal(net.weight, [1.5])
+    data = build_data(cfg)
+    result = fit(net, data.train, steps=2, key=jax.random.key(0), config=cfg)
+    assert result.summary["steps"] == 2 and build_evaluate(cfg, data)(result.model)["loss"] >= 0
+    with pytest.raises(ConfigError, match=r"model \(scale\) needs 'size'"):
+        full_config(_SCALE_CFG)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['width'\] in model \(scale\)"):
+        full_config(set_value(set_value(_SCALE_CFG, "model.size", 1), "model.width", 3))
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model("scale", _Scale)
+
+
+def test_defaults_are_read_from_the_constructor_signature(registries):
+    from odezoo.config import register_model
+
+    class Scale3(_Scale):
+        def __init__(self, size: int, init: float = 3.0, activation=jax.nn.relu, *, key):
+            super().__init__(size, init, activation, key=key)
+
+    register_model("scale", Scale3)
+    cfg = full_config(set_value(_SCALE_CFG, "model.size", 2))
+    assert cfg["model"]["init"] == 3.0 and cfg["model"]["activation"] == "relu"
+    assert np.array_equal(build_model(cfg).weight, [3.0, 3.0])
+    # The built-in families too: ODENet's own defaults are the config's.
+    import inspect
+
+    params = inspect.signature(odezoo.ODENet).parameters
+    m = full_config({**MLP_CFG, "model": {"type": "odenet", "in_size": 1}})["model"]
+    assert m["width"] == params["width_size"].default and m["t1"] == params["t1"].default
+
+
+def test_renamed_and_excluded_arguments(registries):
+    from odezoo.config import register_model
+
+    register_model("scale", _Scale, rename={"n": "size", "scale": "init"}, exclude=("activation",))
+    cfg = full_config({**_SCALE_CFG, "model": {"type": "scale", "n": 2, "scale": 0.5}})
+    assert cfg["model"] == {"type": "scale", "n": 2, "scale": 0.5}
+    assert np.array_equal(build_model(cfg).weight, [0.5, 0.5])
+    with pytest.raises(ConfigError, match="no argument"):
+        register_model("bad", _Scale, rename={"n": "sizee"})
+
+    class Holder(eqx.Module):
+        part: object
+
+        def __init__(self, part=_NOT_JSON, *, key):
+            self.part = part
+
+    with pytest.raises(ConfigError, match="not JSON data"):
+        register_model("holder", Holder)
+
+
+def test_an_ode_family_gets_the_config_solver(registries):
+    from odezoo.config import register_model
+
+    register_model("scaled_ode", odezoo.ODENet, rename={"n": "in_shape"})
+    cfg = full_config(
+        {**MLP_CFG, "model": {"type": "scaled_ode", "n": 1}, "solver": {"rtol": 1e-4}}
+    )
+    assert cfg["solver"]["rtol"] == 1e-4 and cfg["model"]["width_size"] == 20
+    net = eqx.filter_eval_shape(build_model, cfg)
+    assert net.solver.rtol == 1e-4
+
+
+def test_a_dataset_registers_in_one_line(registries):
+    from odezoo.config import data_names, register_data
+
+    def line(n: int, slope: float = 2.0):
+        x = jax.numpy.linspace(0.0, 1.0, n)[:, None]
+        return (x, slope * x), None
+
+    register_data("line", line)
+    assert "line" in data_names()
+    cfg = full_config({**MLP_CFG, "data": {"name": "line", "n": 3}})
+    assert cfg["data"] == {"name": "line", "n": 3, "slope": 2.0}
+    data = build_data(cfg)
+    assert data.name == "line" and data.test is None and data.train[1].shape == (3, 1)
+    with pytest.raises(ConfigError, match=r"data \(line\) needs 'n'"):
+        full_config({**MLP_CFG, "data": {"name": "line"}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['m'\] in data \(line\)"):
+        full_config({**MLP_CFG, "data": {"name": "line", "n": 3, "m": 1}})
+
+
+# -- normalised once ----------------------------------------------------------------------
+
+
+def test_the_normalised_config_is_read_only_json_data():
+    import copy
+    import pickle
+
+    from odezoo.config import Config
+
+    cfg = full_config(zoo.config("ffjord-moons"))
+    assert isinstance(cfg, Config) and isinstance(cfg, dict)
+    for edit in (
+        lambda: cfg.__setitem__("seed", 1),
+        lambda: cfg["train"].update(lr=1.0),
+        lambda: cfg["model"]["hidden"].append(3),
+        lambda: cfg.pop("seed"),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            edit()
+    plain = cfg.to_dict()
+    assert type(plain) is dict and type(plain["model"]["hidden"]) is list and plain == cfg
+    plain["train"]["lr"] = 0.5  # a copy is editable
+    assert cfg["train"]["lr"] != 0.5 and type(copy.deepcopy(cfg)) is dict
+    assert json.loads(json.dumps(cfg)) == cfg
+    assert full_config(plain) == {**cfg, "train": {**cfg["train"], "lr": 0.5}}
+    again = pickle.loads(pickle.dumps(cfg))
+    assert isinstance(again, Config) and again == cfg
+    assert set_value(cfg, "train.lr", 0.1)["train"]["lr"] == 0.1  # set_value copies
+
+
+def test_builders_take_the_config_without_normalising_again(monkeypatch):
+    from odezoo.config import _schema
+
+    calls = []
+    original = _schema.normalise_model
+    monkeypatch.setattr(
+        _schema, "normalise_model", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    raw = zoo.config("seed-cubic-odenet")
+    cfg = full_config(raw)
+    assert len(calls) == 1 and full_config(cfg) is cfg
+    data = build_data(cfg)
+    build_model(cfg)
+    build_loss(cfg)
+    build_optimizer(cfg)
+    build_tolerance(cfg)
+    build_evaluate(cfg, data)
+    odezoo.config.model_key(cfg)
+    odezoo.config.train_key(cfg)
+    assert len(calls) == 1
+    build_model(raw)  # a raw dict is normalised, once per call
+    assert len(calls) == 2
+
+
+# -- evaluation with the training losses --------------------------------------------------
+
+
+def test_evaluation_scores_with_the_training_losses(monkeypatch):
+    from odezoo.train import evaluate, huber
+    from odezoo.train._losses import LOSSES
+
+    x, y = odezoo.data.concentric_spheres(n_inner=7, n_outer=6, key=jax.random.key(0))
+    net = odezoo.MLP(2, 1, key=jax.random.key(1))
+    # Batches of 5 (the last padded) score the same as the training loss on all 13 points.
+    metrics = evaluate(net, (x, y), "huber", batch_size=5)
+    assert metrics["loss"] == pytest.approx(float(huber(net, (x, y))[0]), rel=1e-6)
+    pred = np.asarray(net.batch(x))
+    assert metrics["accuracy"] == np.mean(np.sign(pred) == np.sign(np.asarray(y)))
+    # The loss is the training loss registered under that name, called on the outputs.
+    seen = []
+
+    def spy(model, batch, key=None):
+        seen.append(batch[1].shape)
+        return huber(model, batch, key)
+
+    monkeypatch.setitem(LOSSES, "huber", spy)
+    cfg = {
+        "model": {"type": "mlp", "in_size": 2, "out_size": 1},
+        "data": {"name": "spheres", "n_inner": 7, "n_outer": 6},
+        "train": {"steps": 1, "eval_batch_size": 4},
+    }
+    assert full_config(cfg)["train"]["loss"] == "huber"
+    build_evaluate(cfg)(build_model(cfg))
+    assert seen == [(13, 1)]  # once, on every held-out example
+
+
+def test_evaluation_cross_entropy_and_nll_match_training():
+    from odezoo.train import cross_entropy, evaluate, nll
+
+    x, labels = odezoo.data.concentric_spheres(
+        n_inner=5, n_outer=4, labels="classes", key=jax.random.key(0)
+    )
+    net = odezoo.MLP(2, 2, key=jax.random.key(1))
+    metrics = evaluate(net, (x, labels), "cross_entropy", batch_size=4)
+    assert metrics["loss"] == pytest.approx(float(cross_entropy(net, (x, labels))[0]), rel=1e-6)
+    logits = np.asarray(net.batch(x))
+    assert metrics["accuracy"] == np.mean(logits.argmax(axis=1) == np.asarray(labels))
+    flow = odezoo.CNF(2, hidden=(8,), key=jax.random.key(2))
+    sample = odezoo.data.toy2d("moons", 6, key=jax.random.key(3))
+    metrics = evaluate(flow, (sample,), "nll")
+    assert metrics["loss"] == pytest.approx(float(nll(flow, (sample,))[0]), rel=1e-5)
+    assert metrics["nfe_forward"] > 0

@@ -62,7 +62,7 @@ def test_spheres_radii_and_labels(config):
     dim = config["dim"]
     inner_radius = config.get("inner_radius", (0.0, 0.5))
     outer_radius = config.get("outer_radius", (1.0, 1.5))
-    x, y = concentric_spheres(jax.random.key(0), **config)
+    x, y = concentric_spheres(**config, key=jax.random.key(0))
     assert x.shape == (500, dim) and x.dtype == jnp.float32
     assert y.shape == (500, 1) and y.dtype == jnp.float32
     x, y = np.asarray(x), np.asarray(y)[:, 0]
@@ -83,19 +83,19 @@ def test_spheres_radii_and_labels(config):
 
 def test_spheres_classes():
     key = jax.random.key(1)
-    x, y = concentric_spheres(key, **_SPHERES_3D, labels="classes")
+    x, y = concentric_spheres(**_SPHERES_3D, labels="classes", key=key)
     assert y.shape == (500,) and y.dtype == jnp.int32
     assert int(y.sum()) == 300
     # Same key, same points, whatever the label encoding.
-    x2, y2 = concentric_spheres(key, **_SPHERES_3D)
+    x2, y2 = concentric_spheres(**_SPHERES_3D, key=key)
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(np.where(np.asarray(y) == 1, 1.0, -1.0), y2[:, 0])
 
 
 def test_spheres_determinism():
-    a = concentric_spheres(jax.random.key(3), **_SPHERES_3D)
-    b = concentric_spheres(jax.random.key(3), **_SPHERES_3D)
-    c = concentric_spheres(jax.random.key(4), **_SPHERES_3D)
+    a = concentric_spheres(**_SPHERES_3D, key=jax.random.key(3))
+    b = concentric_spheres(**_SPHERES_3D, key=jax.random.key(3))
+    c = concentric_spheres(**_SPHERES_3D, key=jax.random.key(4))
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
@@ -104,23 +104,23 @@ def test_spheres_determinism():
 def test_spheres_validation():
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="dim"):
-        concentric_spheres(key, dim=0)
+        concentric_spheres(dim=0, key=key)
     with pytest.raises(ValueError, match="dim"):
-        concentric_spheres(key, dim=2.0)
+        concentric_spheres(dim=2.0, key=key)
     with pytest.raises(ValueError, match="n_inner"):
-        concentric_spheres(key, n_inner=-1)
+        concentric_spheres(n_inner=-1, key=key)
     with pytest.raises(ValueError, match="positive"):
-        concentric_spheres(key, n_inner=0, n_outer=0)
+        concentric_spheres(n_inner=0, n_outer=0, key=key)
     with pytest.raises(ValueError, match="inner_radius"):
-        concentric_spheres(key, inner_radius=(0.5, 0.1))
+        concentric_spheres(inner_radius=(0.5, 0.1), key=key)
     with pytest.raises(ValueError, match="inner_radius"):
-        concentric_spheres(key, inner_radius=(-0.1, 0.5))
+        concentric_spheres(inner_radius=(-0.1, 0.5), key=key)
     with pytest.raises(ValueError, match="outer_radius"):
-        concentric_spheres(key, outer_radius=(1.0,))
+        concentric_spheres(outer_radius=(1.0,), key=key)
     with pytest.raises(ValueError, match="overlap"):
-        concentric_spheres(key, inner_radius=(0.0, 1.2), outer_radius=(1.0, 1.5))
+        concentric_spheres(inner_radius=(0.0, 1.2), outer_radius=(1.0, 1.5), key=key)
     with pytest.raises(ValueError, match="labels"):
-        concentric_spheres(key, labels="onehot")
+        concentric_spheres(labels="onehot", key=key)
 
 
 # ---------------------------------------------------------------------- toy 2-D
@@ -138,10 +138,10 @@ def test_toy2d_names():
         "checkerboard",
     )
     with pytest.raises(ValueError, match="checkerboard"):  # lists the valid names
-        toy2d("checkerbord", jax.random.key(0), 10)
+        toy2d("checkerbord", 10, key=jax.random.key(0))
     for n in (0, -3, 1.5, True):
         with pytest.raises(ValueError, match="positive int"):
-            toy2d("moons", jax.random.key(0), n)
+            toy2d("moons", n, key=jax.random.key(0))
 
 
 # One sample size for all toy tests, so that each density compiles once. It is odd and not a
@@ -152,20 +152,20 @@ N = 20_001
 @pytest.mark.parametrize("name", TOY2D_NAMES)
 def test_toy2d_shape_and_determinism(name):
     key = jax.random.key(0)
-    x = toy2d(name, key, N)
+    x = toy2d(name, N, key=key)
     assert x.shape == (N, 2) and x.dtype == jnp.float32
     assert np.all(np.isfinite(x))
-    np.testing.assert_array_equal(x, toy2d(name, key, N))
-    assert not np.array_equal(x, toy2d(name, jax.random.key(1), N))
+    np.testing.assert_array_equal(x, toy2d(name, N, key=key))
+    assert not np.array_equal(x, toy2d(name, N, key=jax.random.key(1)))
 
 
 @pytest.mark.parametrize("name, n", [("rings", 3), ("2spirals", 1)])
 def test_toy2d_jit_and_tiny_n(name, n):
-    jitted = jax.jit(toy2d, static_argnums=(0, 2))
+    jitted = jax.jit(toy2d, static_argnums=(0, 1))
     key = jax.random.key(5)
-    x = jitted(name, key, n)
+    x = jitted(name, n, key=key)
     assert x.shape == (n, 2) and x.dtype == jnp.float32
-    np.testing.assert_allclose(x, toy2d(name, key, n), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(x, toy2d(name, n, key=key), rtol=1e-6, atol=1e-6)
 
 
 def _numpy_ffjord(name, rng, n):
@@ -233,7 +233,7 @@ def _histogram(x, bins=16, lim=4.5):
 def test_toy2d_matches_ffjord_reference(name):
     # Total variation between 16x16 histograms of 20k samples. Same-distribution noise is
     # 0.03 to 0.05; e.g. the mirror image of the pinwheel or a wrong scale gives > 0.3.
-    x = np.asarray(toy2d(name, jax.random.key(7), N))
+    x = np.asarray(toy2d(name, N, key=jax.random.key(7)))
     ours = _histogram(x)
     ref = _histogram(_numpy_ffjord(name, np.random.default_rng(7), N))
     tv = 0.5 * np.abs(ours - ref).sum()
@@ -244,7 +244,7 @@ def test_toy2d_matches_ffjord_reference(name):
 
 
 def test_checkerboard_support():
-    x = toy2d("checkerboard", jax.random.key(0), N)
+    x = toy2d("checkerboard", N, key=jax.random.key(0))
     assert bool(jnp.all(jnp.isfinite(toy2d_log_density("checkerboard", x))))
     x = np.asarray(x)
     assert np.all((x >= -4) & (x <= 4))
@@ -257,7 +257,7 @@ def test_checkerboard_support():
 
 
 def test_8gaussians_clusters():
-    x = np.asarray(toy2d("8gaussians", jax.random.key(0), N))
+    x = np.asarray(toy2d("8gaussians", N, key=jax.random.key(0)))
     angles = np.arange(8) * np.pi / 4
     centres = 4 / 1.414 * np.stack([np.cos(angles), np.sin(angles)], 1)
     dist = np.linalg.norm(x[:, None] - centres, axis=-1)
@@ -270,7 +270,7 @@ def test_8gaussians_clusters():
 
 
 def test_rings_radii():
-    r = np.linalg.norm(np.asarray(toy2d("rings", jax.random.key(0), N)), axis=1)
+    r = np.linalg.norm(np.asarray(toy2d("rings", N, key=jax.random.key(0))), axis=1)
     radii = 3 * np.array([1.0, 0.75, 0.5, 0.25])
     ring = np.abs(r[:, None] - radii).argmin(1)
     # n // 4 on each ring, the remainder on the smallest (noise moves a point across: 4.7 sd)
@@ -281,7 +281,7 @@ def test_rings_radii():
 
 
 def test_circles_radii():
-    r = np.linalg.norm(np.asarray(toy2d("circles", jax.random.key(0), N)), axis=1)
+    r = np.linalg.norm(np.asarray(toy2d("circles", N, key=jax.random.key(0))), axis=1)
     # half on radius 3, half on radius 1.5 (up to the few pushed 3 sigma across by noise)
     assert abs(np.sum(r > 2.25) - N // 2) <= 20
     # noise of sd s = 3 * 0.08 biases the median radius by about s**2 / (2 r)
@@ -291,7 +291,7 @@ def test_circles_radii():
 
 
 def test_moons_mean():
-    x = np.asarray(toy2d("moons", jax.random.key(0), N))
+    x = np.asarray(toy2d("moons", N, key=jax.random.key(0)))
     # E[cos] = 0 and E[sin] = 2 / pi on [0, pi]: the two moons average to (0.5, 0.25).
     np.testing.assert_allclose(x.mean(0), [0.0, 0.3], atol=0.03)
 
@@ -324,7 +324,7 @@ def test_true_entropy():
     np.testing.assert_allclose(TRUE_ENTROPY["8gaussians"], 2.838, atol=1e-3)
     # Monte Carlo: H = -E[log p(x)], x ~ p, over 5 * N samples (standard error ~ 0.003)
     for name in TRUE_ENTROPY:
-        logp = [toy2d_log_density(name, toy2d(name, jax.random.key(i), N)) for i in range(5)]
+        logp = [toy2d_log_density(name, toy2d(name, N, key=jax.random.key(i))) for i in range(5)]
         mc = -float(np.mean(np.concatenate(logp)))
         assert abs(mc - TRUE_ENTROPY[name]) < 0.02, (name, mc)
 
@@ -530,3 +530,69 @@ def test_mnist_missing(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").unlink()
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         load_mnist(tmp_path)
+
+
+# ------------------------------------------------------------ one calling convention
+
+
+@pytest.mark.parametrize(
+    ("dataset", "random"),
+    [
+        (cubic, False),
+        (concentric_spheres, True),
+        (toy2d, True),
+        (digits, False),
+        (load_mnist, False),
+    ],
+)
+def test_dataset_signature_convention(dataset, random):
+    """Every dataset: sizes and options positional or keyword; where it is random, a
+    keyword-only `key` with no default (so that it is always given, and never mistaken for
+    a size)."""
+    import inspect
+
+    params = inspect.signature(dataset).parameters
+    assert ("key" in params) == random
+    if random:
+        assert params["key"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params["key"].default is inspect.Parameter.empty
+        assert list(params)[-1] == "key"
+    others = [p for name, p in params.items() if name != "key"]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in others)
+
+
+def test_a_key_in_a_size_slot_names_the_convention():
+    key = jax.random.key(0)
+    with pytest.raises(TypeError, match=r"toy2d\(name, n, key=key\)"):
+        toy2d("moons", key, key=key)
+    with pytest.raises(TypeError, match="key=key"):
+        concentric_spheres(key, key=key)
+
+
+def test_datasets_bit_identical_to_the_key_first_convention():
+    """The move of `key` to a keyword changes no sample: the values below are the first
+    samples that the old `toy2d(name, key, n)` and `concentric_spheres(key, ...)` drew."""
+    x = np.asarray(toy2d("moons", 4, key=jax.random.key(0)))
+    s = np.asarray(concentric_spheres(n_inner=2, n_outer=2, key=jax.random.key(0))[0])
+    np.testing.assert_array_equal(x, _OLD_TOY2D_MOONS_0_4)
+    np.testing.assert_array_equal(s, _OLD_SPHERES_0_2_2)
+
+
+_OLD_TOY2D_MOONS_0_4 = np.array(
+    [
+        [2.271081, -0.5578762],
+        [0.7217094, 0.8135324],
+        [0.3594936, 0.8735617],
+        [-1.0875137, 0.118946835],
+    ],
+    dtype=np.float32,
+)
+_OLD_SPHERES_0_2_2 = np.array(
+    [
+        [-1.2367847, -0.40342596],
+        [-0.052386276, 0.28853518],
+        [-0.09422869, 0.13112415],
+        [0.28773957, -1.1141386],
+    ],
+    dtype=np.float32,
+)

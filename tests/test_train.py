@@ -23,18 +23,18 @@ import pytest
 import odezoo
 from odezoo.train import (
     CheckpointError,
+    Failure,
+    RunDirError,
     TrainingError,
     fit,
-    load_checkpoint,
     load_model,
     nll,
     piecewise_tolerance,
-    read_header,
-    save_checkpoint,
     save_model,
     trainable_spec,
 )
 from odezoo.train import _checkpoint as checkpoint_module
+from odezoo.train._checkpoint import load_checkpoint, read_header, save_checkpoint
 
 HERE = Path(__file__).parent
 ADAM = optax.adam(1e-2)
@@ -156,40 +156,42 @@ def test_max_steps_mid_training_stops_with_step_and_keeps_checkpoint(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
 
 
-def test_max_steps_from_solve_statistics_when_errors_are_nan(monkeypatch):
-    # The CLI's mode (`errors_as_nan`: no host callbacks, so the persistent compilation
-    # cache can store the step): the failure is read from the solve statistics, and the
-    # model survives in memory.
-    from equinox import _config, _errors
+def test_solve_failures_from_statistics_when_errors_are_nan(background):
+    # The CLI's mode (EQX_ON_ERROR=nan: no host callbacks, so the persistent compilation
+    # cache can store the step), in a fresh process since equinox reads it at import:
+    # the failure is read from the solve statistics, and the model survives in memory.
+    report = background.result("nan")
+    budget, diverged = report["max_steps"], report["diverged"]
+    assert budget["cause"] == "max_steps" and budget["step"] == 3
+    assert "step 3" in budget["message"] and "Raise max_steps" in budget["message"]
+    assert "dt0=0.05" in budget["message"]
+    # A diverging run is not reported as a step budget to raise.
+    assert diverged["cause"] == "solve_diverged"
+    assert "Raising max_steps will not help" in diverged["message"]
+    assert "learning rate" in diverged["message"]
+    assert budget["model_finite"] and diverged["model_finite"]
 
-    from odezoo.train import errors_as_nan
 
-    monkeypatch.setattr(_errors, "EQX_ON_ERROR", _errors.EQX_ON_ERROR)
-    monkeypatch.setattr(_config, "EQX_ON_ERROR", _config.EQX_ON_ERROR)
-    assert errors_as_nan()
-    x, y = _cubic_small()
-    # A solver configuration no other test uses: equinox caches its checks per message.
-    solver = odezoo.Solver(solver=diffrax.Euler(), dt0=0.2, max_steps=6)
-    net = odezoo.ODENet(1, width_size=8, solver=solver, key=jax.random.key(0))
-    with pytest.raises(TrainingError) as info:
-        fit(
-            net,
-            (x, y),
-            optimizer=ADAM,
-            steps=5,
-            key=jax.random.key(0),
-            tolerance=[(2, {"dt0": 0.05})],
-        )
-    err = info.value
-    assert err.step == 3 and err.cause == "max_steps"
-    assert "step 3" in str(err) and "max_steps" in str(err) and "dt0=0.05" in str(err)
-    assert err.model is not None
-    assert all(np.all(np.isfinite(leaf)) for leaf in _leaves(err.model))
+def test_failure_is_an_enumeration_with_messages():
+    from odezoo.train._failure import failure_name, first_failure
+
+    names = ["bad_batch", "nonfinite_loss", "nonfinite_grad", "max_steps", "solve_diverged"]
+    for name in names + ["solve_nonfinite"]:
+        member = getattr(Failure, name)
+        assert failure_name(member) == name and Failure[member]
+    assert Failure[Failure.successful] == ""
+
+    @jax.jit
+    def pick(flags):  # the first failed check wins, inside jit
+        return first_failure([(flags[i], getattr(Failure, n)) for i, n in enumerate(names)])
+
+    assert failure_name(pick(jnp.array([False, True, True, False, False]))) == "nonfinite_loss"
+    assert failure_name(pick(jnp.zeros(5, bool))) == "successful"
 
 
 def test_classification_cross_entropy_and_no_nfe_for_plain_networks():
     x, labels = odezoo.data.concentric_spheres(
-        jax.random.key(0), n_inner=64, n_outer=64, labels="classes"
+        n_inner=64, n_outer=64, labels="classes", key=jax.random.key(0)
     )
     result = fit(
         _classifier(),
@@ -234,7 +236,7 @@ def test_cnf_negative_log_likelihood_with_hutchinson_and_sampler():
         solver=odezoo.Solver(solver=diffrax.Euler(), dt0=0.25),
         key=jax.random.key(0),
     )
-    sample = lambda key, n: odezoo.data.toy2d("8gaussians", key, n)
+    sample = lambda key, n: odezoo.data.toy2d("8gaussians", n, key=key)
     traces = []
 
     def counted_nll(model, batch, key):  # runs once per trace of the train step
@@ -264,7 +266,7 @@ def test_cnf_negative_log_likelihood_with_hutchinson_and_sampler():
 
 def test_freezing_keeps_frozen_leaves_bit_identical_and_new_optimizer_continues():
     x, labels = odezoo.data.concentric_spheres(
-        jax.random.key(0), n_inner=32, n_outer=32, labels="classes"
+        n_inner=32, n_outer=32, labels="classes", key=jax.random.key(0)
     )
     trained = fit(
         _classifier(),
@@ -433,6 +435,135 @@ def test_corrupt_truncated_and_mismatched_checkpoints_raise_clear_errors(tmp_pat
         fit(wide, (x, y), optimizer=SGD, steps=2, key=jax.random.key(0), run_dir=run, resume=True)
 
 
+def test_weights_load_under_x64_and_bad_files_say_what_is_wrong(tmp_path):
+    net, _, _ = _state()
+    path = tmp_path / "model.eqx"
+    save_model(path, net)
+    data = path.read_bytes()
+    # float32 weights load into a model built under x64, widened with the same values.
+    with jax.enable_x64(True):
+        like = odezoo.MLP(1, 1, width_size=4, key=jax.random.key(3))
+        assert jax.tree_util.tree_leaves(like)[0].dtype == jnp.float64
+        wide = load_model(path, like)
+        for a, b in zip(_leaves(wide), _leaves(net), strict=True):
+            assert a.dtype == np.float64 and np.array_equal(a, b.astype(np.float64))
+        save_model(tmp_path / "f64.eqx", wide)
+    # float64 weights are not narrowed silently.
+    with pytest.raises(CheckpointError, match="saved as float64.*jax_enable_x64"):
+        load_model(tmp_path / "f64.eqx", net)
+
+    (tmp_path / "empty.eqx").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_model(tmp_path / "empty.eqx", net)
+    for cut in (3, 100, len(data) - 3):
+        (tmp_path / "cut.eqx").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated") as info:
+            load_model(tmp_path / "cut.eqx", net)
+        assert "architecture" not in str(info.value)
+    (tmp_path / "junk.eqx").write_bytes(b"not weights at all" * 20)
+    with pytest.raises(CheckpointError, match="not an equinox weights file"):
+        load_model(tmp_path / "junk.eqx", net)
+    with pytest.raises(CheckpointError, match=r"layers\[0\]\.weight.*another architecture"):
+        load_model(path, odezoo.MLP(1, 1, width_size=5, key=jax.random.key(0)))
+
+
+def test_zoo_entries_load_under_x64(x64):
+    from odezoo import zoo
+
+    model = zoo.load("seed-cubic-odenet")
+    assert all(leaf.dtype == jnp.float64 for leaf in _leaves(model) if leaf.dtype.kind == "f")
+
+
+# -- run directories never lose a user's files -------------------------------------------
+
+
+def _mlp_fit(run, **kw):
+    x, y = _cubic_small()
+    net = odezoo.MLP(1, 1, width_size=4, key=jax.random.key(0))
+    args = dict(optimizer=SGD, steps=4, batch_size=4, key=jax.random.key(0), run_dir=run)
+    return fit(net, (x, y), **{**args, **kw})
+
+
+def _files(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_directory_that_is_not_a_resumable_run_is_never_overwritten(tmp_path):
+    done = tmp_path / "done"
+    _mlp_fit(done, config={"name": "x"})
+    (done / "checkpoint.ckpt").unlink()  # e.g. a copy of a zoo entry: weights, no checkpoint
+    before = _files(done)
+    with pytest.raises(RunDirError, match="not empty.*overwrite"):
+        _mlp_fit(done)
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        _mlp_fit(done, resume=True)
+    assert _files(done) == before
+    with pytest.raises(RunDirError, match="does not exist"):
+        _mlp_fit(tmp_path / "missing", resume=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match="is empty"):
+        _mlp_fit(tmp_path / "empty", resume=True)
+    assert not (tmp_path / "missing").exists() and not list((tmp_path / "empty").iterdir())
+
+
+def test_resume_of_a_finished_run_keeps_its_summary(tmp_path):
+    run = tmp_path / "run"
+    first = _mlp_fit(run)
+    before = _files(run)
+    again = _mlp_fit(run, resume=True)  # nothing left to do
+    assert again.steps_run == 0 and again.step == 4
+    assert again.summary == first.summary and again.summary["final_loss"] is not None
+    assert _identical(again.model, first.model)
+    assert _files(run) == before
+    with pytest.raises(RunDirError, match="already taken 4 steps"):
+        _mlp_fit(run, resume=True, steps=np.int64(2))
+    assert _files(run) == before
+    more = _mlp_fit(run, resume=True, steps=6)  # more steps continue the run
+    assert more.steps_run == 2 and more.summary["resumed_from"] == 4
+    assert more.summary["steps"] == 6 and more.summary["final_loss"] is not None
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == list(range(1, 7))
+
+
+def test_restart_before_the_first_checkpoint_logs_each_step_once(tmp_path):
+    run = tmp_path / "run"
+
+    def kill_at_3(step, record, model):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _mlp_fit(run, callback=kill_at_3, config={"name": "x"})
+    assert not (run / "checkpoint.ckpt").exists()
+    with pytest.raises(RunDirError, match="before its first checkpoint.*resume"):
+        _mlp_fit(run)
+    result = _mlp_fit(run, resume=True, config={"name": "x"})
+    assert result.summary["resumed_from"] == 0 and result.step == 4
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_numpy_and_jax_integers_are_accepted():
+    x, y = _cubic_small()
+    net = odezoo.MLP(1, 1, width_size=4, key=jax.random.key(0))
+    result = fit(
+        net,
+        (x, y),
+        optimizer=SGD,
+        steps=np.int64(3),
+        batch_size=np.int32(4),
+        log_every=jnp.asarray(1),
+        eval_every=np.int64(3),
+        evaluate=lambda m: {"one": 1},
+        key=jax.random.key(0),
+    )
+    assert result.step == 3 and len(result.history) == 3
+    with pytest.raises(odezoo.InputError, match="steps must be a non-negative int"):
+        fit(net, (x, y), steps=np.float32(3), key=jax.random.key(0))
+    with pytest.raises(odezoo.InputError, match="log_every must be a positive int"):
+        fit(net, (x, y), steps=3, log_every=0, key=jax.random.key(0))
+
+
 # -- bad data and divergence ----------------------------------------------------------------
 
 
@@ -559,7 +690,10 @@ class _Background:
         )
         port = str(_free_port())
         for i in range(2):
-            self._start(f"dist{i}", ["dist", port, str(i)], _env())
+            self._start(f"dist{i}", ["dist", port, str(i)], _env(EQX_ON_ERROR="nan"))
+
+    def start_nan(self):
+        self._start("nan", ["nan"], _env(EQX_ON_ERROR="nan"))
 
     def result(self, name, timeout=300):
         proc = self.procs[name]
@@ -585,6 +719,8 @@ def background(request, tmp_path_factory):
     names = [item.name for item in request.session.items]
     if any(n.startswith(("test_sharded", "test_two_processes")) for n in names):
         bg.start()
+    if any(n.startswith("test_solve_failures_from_statistics") for n in names):
+        bg.start_nan()
     yield bg
     bg.stop()
 

@@ -1,12 +1,16 @@
 """mkdocs hook: publish each zoo entry's card (and figures) as a docs page.
 
 The cards live in the top-level zoo/ folder, next to the weights they describe; this
-hook adds them to the site at build time, so they are never copied into docs/.
+hook adds them to the site at build time, so they are never copied into docs/. A card links
+another entry as `../OTHER/card.md` (right in the repository); on the site that page is
+`zoo/OTHER/index.md`, so the links are rewritten. (This file itself is kept out of the site
+by `exclude_docs` in mkdocs.yml.)
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -31,7 +35,7 @@ def _overview() -> str:
         "",
         "Every entry ships its config, weights, metrics, figures and card. Load one with",
         "`odezoo.zoo.load(name)`, retrain it with `odezoo train NAME`, and check the shipped",
-        "weights against the card with `odezoo eval NAME --check` (CI does this for every",
+        "weights against the card with `odezoo zoo check NAME` (CI does this for every",
         "entry).",
         "",
         "Training times in the cards were measured on a 2-core CPU that was shared with other",
@@ -59,8 +63,10 @@ def _overview() -> str:
 def on_files(files, config):
     files.append(File.generated(config, "zoo/index.md", content=_overview()))
     for d in _entries():
-        for f in sorted(d.iterdir()):
-            if f.suffix == ".png" or f.name == "card.md":
-                dest = f"zoo/{d.name}/" + ("index.md" if f.name == "card.md" else f.name)
-                files.append(File.generated(config, dest, abs_src_path=str(f)))
+        card = re.sub(
+            r"\(\.\./([a-z0-9-]+)/card\.md\)", r"(../\1/index.md)", (d / "card.md").read_text()
+        )
+        files.append(File.generated(config, f"zoo/{d.name}/index.md", content=card))
+        for f in sorted(d.glob("*.png")):
+            files.append(File.generated(config, f"zoo/{d.name}/{f.name}", abs_src_path=str(f)))
     return files

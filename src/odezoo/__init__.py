@@ -1,31 +1,99 @@
-"""odezoo: a JAX model zoo for neural ordinary differential equations."""
+"""odezoo: a JAX model zoo for neural ordinary differential equations.
 
-from . import data as data
-from . import nn as nn
-from ._accumulate import ErrorAccumulator as ErrorAccumulator
-from ._adjoint import reversibility_error as reversibility_error
-from ._counting import EvaluationCount as EvaluationCount
-from ._counting import count_evaluations as count_evaluations
+Everything below is imported on first use, so `import odezoo` (and the `odezoo`
+command's `--help` and `list`) does not import JAX; `odezoo.zoo.load(...)` works
+after a plain `import odezoo`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from ._errors import CardMismatchError as CardMismatchError
 from ._errors import CheckpointError as CheckpointError
 from ._errors import ConfigError as ConfigError
 from ._errors import InputError as InputError
+from ._errors import MissingFileError as MissingFileError
 from ._errors import OdezooError as OdezooError
 from ._errors import RunDirError as RunDirError
 from ._errors import SolverError as SolverError
 from ._errors import TrainingError as TrainingError
 from ._errors import UnknownEntryError as UnknownEntryError
-from ._regularisation import Regularisation as Regularisation
-from ._regularisation import penalised_solve as penalised_solve
-from ._regularisation import taylor_derivative as taylor_derivative
-from ._solver import Solver as Solver
-from ._solver import SolveStats as SolveStats
-from ._solver import check_solution as check_solution
-from ._solver import solve as solve
-from .nn import CNF as CNF
-from .nn import MLP as MLP
-from .nn import Classifier as Classifier
-from .nn import ODENet as ODENet
-from .nn import ResNet as ResNet
+from ._lazy import lazy_exports
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
+    from . import bench as bench
+    from . import config as config
+    from . import data as data
+    from . import nn as nn
+    from . import plot as plot
+    from . import train as train
+    from . import zoo as zoo
+    from ._accumulate import ErrorAccumulator as ErrorAccumulator
+    from ._adjoint import reversibility_error as reversibility_error
+    from ._counting import EvaluationCount as EvaluationCount
+    from ._counting import count_evaluations as count_evaluations
+    from ._regularisation import Regularisation as Regularisation
+    from ._regularisation import penalised_solve as penalised_solve
+    from ._regularisation import taylor_derivative as taylor_derivative
+    from ._solver import Solver as Solver
+    from ._solver import SolveStats as SolveStats
+    from ._solver import SolveStatus as SolveStatus
+    from ._solver import check_solution as check_solution
+    from ._solver import solve as solve
+    from .nn import CNF as CNF
+    from .nn import MLP as MLP
+    from .nn import Classifier as Classifier
+    from .nn import ODENet as ODENet
+    from .nn import ResNet as ResNet
+
+_EXPORTS = {
+    "bench": ".bench",
+    "config": ".config",
+    "data": ".data",
+    "nn": ".nn",
+    "plot": ".plot",
+    "train": ".train",
+    "zoo": ".zoo",
+    "ErrorAccumulator": "._accumulate",
+    "reversibility_error": "._adjoint",
+    "Regularisation": "._regularisation",
+    "penalised_solve": "._regularisation",
+    "taylor_derivative": "._regularisation",
+    "EvaluationCount": "._counting",
+    "count_evaluations": "._counting",
+    "Solver": "._solver",
+    "SolveStats": "._solver",
+    "SolveStatus": "._solver",
+    "check_solution": "._solver",
+    "solve": "._solver",
+    "CNF": ".nn",
+    "MLP": ".nn",
+    "Classifier": ".nn",
+    "ODENet": ".nn",
+    "ResNet": ".nn",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+def _version() -> str:
+    """The installed distribution's version; in a source tree that is not installed,
+    the version in its `pyproject.toml` (marked `+source`); else `0+unknown`."""
+    try:
+        return importlib.metadata.version("odezoo")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        import tomllib
+
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+        return f"{project['version']}+source" if project.get("name") == "odezoo" else "0+unknown"
+    except (OSError, KeyError, ValueError):
+        return "0+unknown"
+
+
+__version__: str = _version()

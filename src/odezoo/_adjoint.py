@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import jax
 from jaxtyping import Array
 
-from ._solver import _BatchField, _reconstruction_error
+from ._errors import InputError
+from ._solver import reconstruction_error
+from .nn._base import AbstractModel, AbstractODEModel
 
 
-def reversibility_error(model, x: Array) -> Array:
+def reversibility_error(model: AbstractODEModel, x: Array) -> Array:
     """How well a reverse-time solve recovers the initial state: the health check of
     backsolve (`BacksolveAdjoint`) gradients.
 
@@ -20,8 +21,9 @@ def reversibility_error(model, x: Array) -> Array:
 
     Arguments:
 
-    - `model`: an ODE model with an `ode(x)` method ([`ODENet`][odezoo.ODENet],
-      [`CNF`][odezoo.CNF] with the exact trace). Its solver's tolerances are used.
+    - `model`: an ODE model, an [`AbstractODEModel`][odezoo.nn.AbstractODEModel]
+      ([`ODENet`][odezoo.ODENet], [`CNF`][odezoo.CNF] with the exact trace); any other
+      model raises [`InputError`][odezoo.InputError]. Its solver's tolerances are used.
     - `x`: one example, or a batch (then the worst case over the batch with
       per-example solves, or the whole batch's error when it is solved as one ODE).
 
@@ -42,11 +44,16 @@ def reversibility_error(model, x: Array) -> Array:
     err = odezoo.reversibility_error(net, jnp.ones((16, 2)))
     ```
     """
+    if not isinstance(model, AbstractODEModel):
+        what = type(model).__name__
+        hint = ""
+        if isinstance(model, AbstractModel) and model.ode_model() is not None:
+            hint = (
+                ": pass its ODE part, `model.ode_model()`, with that part's input "
+                "(e.g. a Classifier's stem output)"
+            )
+        raise InputError(
+            f"reversibility_error applies to ODE models (ODENet, CNF), not to a {what}{hint}"
+        )
     field, y0, t0, t1, batched = model.ode(x)
-    solver = model.solver
-    if batched and solver.batching == "batch":
-        return _reconstruction_error(solver, _BatchField(field, False), y0, None, t0, t1)
-    if batched:
-        errs = jax.vmap(lambda y: _reconstruction_error(solver, field, y, None, t0, t1))(y0)
-        return errs.max()
-    return _reconstruction_error(solver, field, y0, None, t0, t1)
+    return reconstruction_error(model.solver, field, y0, None, t0=t0, t1=t1, batched=batched)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 
 import equinox as eqx
@@ -109,9 +110,19 @@ def count_evaluations() -> Iterator[EvaluationCount]:
     jax.effects_barrier()  # callbacks of earlier work are not ours
     with _lock:
         _stack.append(counter)
+    completed = False
     try:
         yield counter
+        completed = True
     finally:
         jax.effects_barrier()
         with _lock:
             _stack.remove(counter)
+    if completed and counter.forward == 0 and counter.vjp == 0:
+        warnings.warn(
+            "count_evaluations() counted no evaluation: only solves whose solver has "
+            "count_evals=True are counted, e.g. `model.with_solver(count_evals=True)` or "
+            "`odezoo.Solver(..., count_evals=True)`.",
+            UserWarning,
+            stacklevel=3,
+        )

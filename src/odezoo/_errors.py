@@ -77,6 +77,12 @@ class RunDirError(OdezooError, FileExistsError):
     resume."""
 
 
+class MissingFileError(OdezooError, FileNotFoundError):
+    """A file odezoo needs is not there: a run directory without the `config.json` that
+    rebuilds its model, or a zoo entry or run without trained weights (`model.eqx`). The
+    message says which file and how to make it."""
+
+
 class UnknownEntryError(OdezooError, KeyError, ValueError):
     """No zoo entry has this name. The message lists the valid names (and the closest)."""
 

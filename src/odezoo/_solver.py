@@ -9,6 +9,7 @@ holds one, and [`solve`][odezoo.solve] is the function they all call.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -17,10 +18,13 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
+from ._errors import ConfigError, InputError
 from ._errors import SolverError as SolverError
+from ._format import format_number
 
 ADJOINTS = ("checkpoint", "backsolve", "direct", "checked")
 BATCHING = ("batch", "vmap")
@@ -31,7 +35,7 @@ BATCHING = ("batch", "vmap")
 # dt0 adds no evaluation that survives compilation (its f(t0, y0) is shared with the
 # solver's first-same-as-last evaluation). Other solvers report NaN: measure them with
 # `count_evaluations`.
-_EVALS: dict[type, tuple[int, int]] = {
+STAGE_EVALUATIONS: dict[type, tuple[int, int]] = {
     diffrax.Euler: (0, 1),
     diffrax.Heun: (0, 2),
     diffrax.Midpoint: (0, 2),
@@ -46,10 +50,79 @@ def _field_names(module) -> list[str]:
     return [f.name for f in dataclasses.fields(module)]
 
 
+class SolveStatus(enum.IntEnum):
+    """How a solve ended: the meaning of [`SolveStats.failed`][odezoo.SolveStats].
+
+    A larger code is the more basic cause: a batch or a sequence of solves reports the
+    largest code of its parts.
+
+    - `SUCCESSFUL` (0): the solve reached `t1` with a finite state.
+    - `MAX_STEPS` (1): the step budget ran out with a finite state that was not
+      blowing up: the problem needs more steps (raise `max_steps`, loosen
+      `rtol`/`atol`), e.g. because it is stiff.
+    - `DIVERGED` (2): the input was finite but the state blew up: the solution became
+      NaN/inf (a fixed-step solver stepping into overflow), or the adaptive solver ran
+      out of steps where the state was blowing up (the vector field is NaN/inf there,
+      or `|y|` grows fast enough to overflow before `t1`). diffrax reports both as
+      `max_steps` reached: it rejects every step that would make the state non-finite,
+      and the step size collapses. The dynamics blew up: lower the learning rate,
+      tighten the tolerances, regularise the dynamics; more steps will not help.
+    - `NONFINITE_INPUT` (3): the initial state, the arguments or the times held NaN or
+      inf (diffrax reports this as `max_steps` reached after rejecting every step, or,
+      for a fixed-step solver or a NaN `t1`, as a success).
+
+    Each member's `advice` says what happened and what to do.
+
+    Example:
+
+    ```python
+    import jax.numpy as jnp
+    import odezoo
+
+    _, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, jnp.array([jnp.nan]))
+    assert stats.status == odezoo.SolveStatus.NONFINITE_INPUT
+    print(stats.status.advice)
+    ```
+    """
+
+    SUCCESSFUL = 0
+    MAX_STEPS = 1
+    DIVERGED = 2
+    NONFINITE_INPUT = 3
+
+    @property
+    def advice(self) -> str:
+        """What happened and what to do, in one or two sentences (for messages such as
+        a training loop's; `check_solution` adds the model, interval and solver)."""
+        return _ADVICE[self]
+
+
+_ADVICE = {
+    SolveStatus.SUCCESSFUL: "The solve succeeded.",
+    SolveStatus.MAX_STEPS: (
+        "The ODE solve hit max_steps with a finite state: raise max_steps (config: "
+        "solver.max_steps; `model.with_solver(max_steps=...)`) or loosen rtol/atol; if it "
+        "keeps happening the dynamics have become stiff: regularise them."
+    ),
+    SolveStatus.DIVERGED: (
+        "The ODE solve diverged: the state became NaN/inf or blew up so fast that the step "
+        "size collapsed. Lower the learning rate, tighten rtol/atol (or take smaller fixed "
+        "steps), or regularise the dynamics; raising max_steps will not help."
+    ),
+    SolveStatus.NONFINITE_INPUT: (
+        "The ODE solve was given NaN or inf (in the input, initial state, arguments or "
+        "times): check the data fed to the model."
+    ),
+}
+
+
 class SolveStats(eqx.Module):
     """Statistics of one (possibly batched) solve.
 
     Every field is a JAX scalar, so a `SolveStats` can be returned from `jit`.
+    `print(stats)` shows the values (or, for traced statistics inside `jit`, their
+    dtypes and shapes); [`to_dict`][odezoo.SolveStats.to_dict] gives them as Python
+    numbers.
 
     Fields:
 
@@ -59,9 +132,17 @@ class SolveStats(eqx.Module):
     - `nfe`: forward evaluations of the vector field. One evaluation of a batch solved
       as one ODE counts once. NaN for a diffrax solver whose stage count odezoo does not
       know; use [`count_evaluations`][odezoo.count_evaluations] then.
+    - `nfe_backward`: vector-Jacobian products of the vector field that a backward pass
+      through this solve computes, for the `"checkpoint"` and `"direct"` adjoints:
+      every forward evaluation except the two that choose the initial step when `dt0`
+      is automatic (no gradient flows through the step size). NaN where it is not known
+      before the backward solve runs (`"backsolve"`, `"checked"`: measure those with
+      [`count_evaluations`][odezoo.count_evaluations]) or where `nfe` is NaN.
     - `t_reached`: the time the solve got to (equal to `t1` on success; in `"vmap"`
       batching, the least advanced example).
-    - `failed`: 1 when diffrax reported an unsuccessful solve (e.g. `max_steps`).
+    - `failed`: how the solve ended, a [`SolveStatus`][odezoo.SolveStatus] code:
+      0 on success, nonzero on failure (1: `max_steps` reached; 2: diverged; 3:
+      non-finite input). `stats.failed != 0` means the solve failed.
     - `reversibility_error`: for `adjoint="checked"`, the reconstruction error of the
       initial state by a reverse solve, in units of the tolerance (see
       [`reversibility_error`][odezoo.reversibility_error]); NaN otherwise.
@@ -73,18 +154,48 @@ class SolveStats(eqx.Module):
     num_accepted_steps: Array
     num_rejected_steps: Array
     nfe: Array
+    nfe_backward: Array
     t_reached: Array
     failed: Array
     reversibility_error: Array
     fell_back: Array
 
-    def to_dict(self) -> dict[str, float]:
-        """The statistics as a dict of Python numbers (call outside `jit`)."""
-        out = {}
+    @property
+    def status(self) -> SolveStatus:
+        """`failed` as a [`SolveStatus`][odezoo.SolveStatus] (call outside `jit`)."""
+        return SolveStatus(int(self.failed))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics as a dict of Python numbers (call outside `jit`).
+
+        Integer-valued numbers become `int`, the others `float` (NaN stays NaN); a
+        statistic with a batch axis (e.g. under the user's own `jax.vmap`) becomes a
+        list.
+
+        Example:
+
+        ```python
+        import jax.numpy as jnp
+        import odezoo
+
+        _, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, jnp.ones(2))
+        assert stats.to_dict()["failed"] == 0
+        ```
+        """
+        return {name: _python_number(getattr(self, name)) for name in _field_names(self)}
+
+    def __repr__(self) -> str:
+        parts = []
         for name in _field_names(self):
-            value = float(getattr(self, name))
-            out[name] = int(value) if value.is_integer() else value
-        return out
+            value = getattr(self, name)
+            if isinstance(value, jax.core.Tracer):
+                shown = f"{value.dtype}{list(value.shape)}"
+            else:
+                shown = str(_python_number(value))
+                if name == "failed" and np.ndim(value) == 0:
+                    shown += f" ({SolveStatus(int(value)).name.lower()})"
+            parts.append(f"{name}={shown}")
+        return "SolveStats(" + ", ".join(parts) + ")"
 
     @staticmethod
     def combine(stats: list[SolveStats]) -> SolveStats:
@@ -98,11 +209,56 @@ class SolveStats(eqx.Module):
             num_accepted_steps=tot("num_accepted_steps"),
             num_rejected_steps=tot("num_rejected_steps"),
             nfe=tot("nfe"),
+            nfe_backward=tot("nfe_backward"),
             t_reached=stats[-1].t_reached,
             failed=worst("failed"),
             reversibility_error=worst("reversibility_error"),
             fell_back=worst("fell_back"),
         )
+
+
+def _python_number(value) -> Any:
+    array = np.asarray(value)
+    if array.ndim > 0:
+        return [_python_number(v) for v in array]
+    number = float(array)
+    return int(number) if number.is_integer() else number
+
+
+def _as_python(value: Any) -> Any:
+    """A NumPy or concrete JAX real scalar (`np.float32(1e-3)`, `np.int64(100)`, a 0-d
+    array) as the Python number it writes as: static fields must be hashable Python
+    values. Anything else is returned unchanged, for `__check_init__` to judge."""
+    # (np.float64 is a subclass of float: test for NumPy scalars first.)
+    if not isinstance(value, np.generic) and (
+        value is None or isinstance(value, bool | int | float | str)
+    ):
+        return value
+    try:
+        array = np.asarray(value)
+    except Exception:  # a traced value: rejected by the check
+        return value
+    if array.ndim != 0:  # not a number: rejected by the check, shown as a list
+        return array.tolist()
+    if np.issubdtype(array.dtype, np.integer):
+        return int(array)
+    if np.issubdtype(array.dtype, np.floating):
+        # The shortest text of the number in its own dtype: np.float32(1e-3) -> 0.001.
+        return float(np.format_float_scientific(array[()], unique=True))
+    return value
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    )
 
 
 class Solver(eqx.Module):
@@ -116,10 +272,14 @@ class Solver(eqx.Module):
     - `solver`: a diffrax solver instance. Default `diffrax.Dopri5()`.
     - `rtol`, `atol`: tolerances of the adaptive step-size controller (`PIDController`).
       Both must be positive.
-    - `dt0`: initial step size, or `None` to let diffrax choose it.
+    - `dt0`: initial step size, or `None` to let odezoo choose it.
       For a solver without an error estimate (`Euler`, ...) `dt0` is the fixed step.
+      It is a size, always positive: a solve from `t0` to `t1 < t0` steps by `-dt0`.
     - `max_steps`: the most steps one solve may take. Reaching it is an error, never a
       silently truncated solution.
+
+    Numbers may be Python, NumPy or concrete 0-d JAX scalars (they are stored as Python
+    numbers). A bad value raises [`ConfigError`][odezoo.ConfigError].
     - `adjoint`: how gradients are computed:
         - `"checkpoint"` (default): `diffrax.RecursiveCheckpointAdjoint`, exact
           gradients of the discretised solve; memory grows with `checkpoints`.
@@ -164,47 +324,52 @@ class Solver(eqx.Module):
     """
 
     solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=diffrax.Dopri5)
-    rtol: float = eqx.field(static=True, default=1e-3)
-    atol: float = eqx.field(static=True, default=1e-6)
-    dt0: float | None = eqx.field(static=True, default=None)
-    max_steps: int = eqx.field(static=True, default=4096)
+    rtol: float = eqx.field(static=True, default=1e-3, converter=_as_python)
+    atol: float = eqx.field(static=True, default=1e-6, converter=_as_python)
+    dt0: float | None = eqx.field(static=True, default=None, converter=_as_python)
+    max_steps: int = eqx.field(static=True, default=4096, converter=_as_python)
     adjoint: Literal["checkpoint", "backsolve", "direct", "checked"] = eqx.field(
         static=True, default="checkpoint"
     )
-    checkpoints: int | None = eqx.field(static=True, default=None)
+    checkpoints: int | None = eqx.field(static=True, default=None, converter=_as_python)
     seminorm: bool = eqx.field(static=True, default=False)
-    check_threshold: float = eqx.field(static=True, default=10.0)
+    check_threshold: float = eqx.field(static=True, default=10.0, converter=_as_python)
     batching: Literal["batch", "vmap"] = eqx.field(static=True, default="batch")
     count_evals: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if not isinstance(self.solver, diffrax.AbstractSolver):
-            raise ValueError(f"solver must be a diffrax solver instance, got {self.solver!r}")
+            raise ConfigError(f"solver must be a diffrax solver instance, got {self.solver!r}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        if self.dt0 is not None and not (self.dt0 > 0 and math.isfinite(self.dt0)):
-            raise ValueError(f"dt0 must be None or a positive number, got {self.dt0!r}")
+            if not _is_positive_number(value):
+                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+        if self.dt0 is not None and not _is_positive_number(self.dt0):
+            raise ConfigError(
+                f"dt0 must be None or a positive finite number (a step size: the direction "
+                f"of integration comes from t0 and t1), got {self.dt0!r}"
+            )
         if not self.adaptive and self.dt0 is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self.solver).__name__} has no error estimate, so it takes fixed steps: "
                 "give dt0 (the step size)."
             )
-        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
-            raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
+        if not _is_positive_int(self.max_steps):
+            raise ConfigError(f"max_steps must be a positive int, got {self.max_steps!r}")
         if self.adjoint not in ADJOINTS:
-            raise ValueError(f"unknown adjoint {self.adjoint!r}; choose one of {ADJOINTS}")
+            raise ConfigError(f"unknown adjoint {self.adjoint!r}; choose one of {ADJOINTS}")
         if self.batching not in BATCHING:
-            raise ValueError(f"unknown batching {self.batching!r}; choose one of {BATCHING}")
-        if self.checkpoints is not None and not (
-            isinstance(self.checkpoints, int) and self.checkpoints > 0
-        ):
-            raise ValueError(f"checkpoints must be None or a positive int, got {self.checkpoints}")
-        if not (self.check_threshold > 0):
-            raise ValueError(f"check_threshold must be positive, got {self.check_threshold!r}")
+            raise ConfigError(f"unknown batching {self.batching!r}; choose one of {BATCHING}")
+        if self.checkpoints is not None and not _is_positive_int(self.checkpoints):
+            raise ConfigError(
+                f"checkpoints must be None or a positive int, got {self.checkpoints!r}"
+            )
+        if not _is_positive_number(self.check_threshold):
+            raise ConfigError(
+                f"check_threshold must be a positive finite number, got {self.check_threshold!r}"
+            )
         if self.seminorm and self.adjoint not in ("backsolve", "checked"):
-            raise ValueError("seminorm=True only applies to adjoint='backsolve' or 'checked'")
+            raise ConfigError("seminorm=True only applies to adjoint='backsolve' or 'checked'")
 
     @property
     def adaptive(self) -> bool:
@@ -217,13 +382,15 @@ class Solver(eqx.Module):
         Example:
 
         ```python
+        import odezoo
+
         fast = odezoo.Solver().replace(rtol=1e-2, atol=1e-2)
         ```
         """
         names = _field_names(self)
         unknown = set(changes) - set(names)
         if unknown:
-            raise ValueError(f"unknown Solver field(s) {sorted(unknown)}; valid: {sorted(names)}")
+            raise ConfigError(f"unknown Solver field(s) {sorted(unknown)}; valid: {sorted(names)}")
         fields = {k: getattr(self, k) for k in names}
         fields.update(changes)
         return Solver(**fields)
@@ -249,7 +416,7 @@ class Solver(eqx.Module):
         name = cfg.pop("solver", "Dopri5")
         solver_cls = getattr(diffrax, name, None)
         if not (isinstance(solver_cls, type) and issubclass(solver_cls, diffrax.AbstractSolver)):
-            raise ValueError(f"unknown diffrax solver {name!r} in solver config")
+            raise ConfigError(f"unknown diffrax solver {name!r} in solver config")
         return cls(solver=solver_cls(), **cfg)
 
     # -- pieces handed to diffrax ------------------------------------------------------
@@ -274,13 +441,24 @@ class Solver(eqx.Module):
 
 
 def _nfe(solver: Solver, num_steps: Array) -> Array:
-    evals = _EVALS.get(type(solver.solver))
+    evals = STAGE_EVALUATIONS.get(type(solver.solver))
     if evals is None:
         return jnp.full_like(num_steps, jnp.nan, dtype=jnp.float32)
     init, per_step = evals
     if _auto_dt0(solver):
-        init += 2  # the two evaluations of `_initial_step`
+        init += _INITIAL_STEP_EVALS
     return init + per_step * num_steps
+
+
+def _nfe_backward(solver: Solver, kind: str, nfe: Array) -> Array:
+    """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`)."""
+    if kind not in ("checkpoint", "direct"):
+        return jnp.full_like(nfe, jnp.nan, dtype=jnp.float32)
+    return nfe - _INITIAL_STEP_EVALS if _auto_dt0(solver) else nfe
+
+
+# Evaluations of the field by `_initial_step`, made without gradient.
+_INITIAL_STEP_EVALS = 2
 
 
 def _auto_dt0(solver: Solver) -> bool:
@@ -319,7 +497,7 @@ def _initial_step(solver: Solver, field, y0, args, t0, t1) -> Array:
     return jax.lax.stop_gradient(direction * jnp.minimum(100 * h0, h1))
 
 
-class _BatchField(eqx.Module):
+class BatchField(eqx.Module):
     """The vector field of a batch solved as one ODE: `vmap` of the per-example field."""
 
     field: Callable
@@ -341,16 +519,74 @@ def _rms(x: PyTree) -> Array:
     return jnp.sqrt(jnp.mean(flat**2))
 
 
-def _one_solve(solver, field, y0, args, t0, t1, ts, kind):
-    """A single diffrax solve of `field` (which already handles any batch axis)."""
-    # `t1=True` is always saved: on failure diffrax stores there the time it reached.
+def _all_finite(tree: PyTree) -> Array:
+    leaves = [
+        v
+        for v in jax.tree_util.tree_leaves(tree)
+        if isinstance(v, float | jax.Array | np.ndarray | np.floating)
+        and jnp.issubdtype(jnp.result_type(v), jnp.inexact)
+    ]
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves]))
+
+
+def _blowing_up(field, t, y, args, t1) -> Array:
+    """Whether the state `y` at time `t`, where a solve stopped, was blowing up: the
+    field is NaN/inf there, or `y` grows fast enough (by `d log|y| / dt`) to overflow
+    its dtype before `t1`. One evaluation of `field`, without gradient."""
+    dynamic, static = eqx.partition((field, t, y, args), eqx.is_array)
+    field, t, y, args = eqx.combine(jax.lax.stop_gradient(dynamic), static)
+    f = field(t, y, args)
+    flat_y = jnp.concatenate([jnp.ravel(v) for v in jax.tree_util.tree_leaves(y)])
+    flat_f = jnp.concatenate([jnp.ravel(v) for v in jax.tree_util.tree_leaves(f)])
+    flat_f = flat_f.astype(flat_y.dtype)
+    size = jnp.max(jnp.abs(flat_y))
+    unit = flat_y / jnp.where(size > 0, size, 1.0)  # scaled first: |y|^2 may overflow
+    growth = jnp.sum(flat_f / jnp.where(size > 0, size, 1.0) * unit) / jnp.maximum(
+        jnp.sum(unit**2), jnp.finfo(flat_y.dtype).tiny
+    )
+    headroom = jnp.log(jnp.finfo(flat_y.dtype).max) - jnp.log(jnp.maximum(size, 1.0))
+    remaining = jnp.abs(jnp.asarray(t1, flat_y.dtype) - t)
+    return ~jnp.all(jnp.isfinite(flat_f)) | (growth * remaining > headroom)
+
+
+def _static_time(t) -> float | None:
+    """`t` as a Python float when its value is known at trace time, else `None`."""
+    if isinstance(t, jax.core.Tracer):
+        return None
+    try:
+        return float(t)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fixed_dt0(solver: Solver, t0, t1):
+    """The user's step size with the sign of the interval's direction."""
+    a, b = _static_time(t0), _static_time(t1)
+    if a is not None and b is not None:
+        return solver.dt0 if b >= a else -solver.dt0
+    return jnp.where(jnp.asarray(t1) >= jnp.asarray(t0), solver.dt0, -solver.dt0)
+
+
+def _one_solve(solver, field, y0, args, t0, t1, ts, kind, probe=None):
+    """A single diffrax solve of `field` (which already handles any batch axis).
+
+    `probe`: the same field without an evaluation counter, for diagnosing a failure.
+    """
+    # `t1=True` is always saved: on failure diffrax stores there the time it reached and
+    # the last accepted state (entries of `ts` beyond it are filled with inf).
     saveat = diffrax.SaveAt(ts=ts, t1=True) if ts is not None else diffrax.SaveAt(t1=True)
+    if _auto_dt0(solver):
+        dt0 = _initial_step(solver, field, y0, args, t0, t1)
+    else:
+        dt0 = _fixed_dt0(solver, t0, t1)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         solver.solver,
         t0,
         t1,
-        _initial_step(solver, field, y0, args, t0, t1) if _auto_dt0(solver) else solver.dt0,
+        dt0,
         y0,
         args=args,
         saveat=saveat,
@@ -359,16 +595,32 @@ def _one_solve(solver, field, y0, args, t0, t1, ts, kind):
         max_steps=solver.max_steps,
         throw=False,
     )
+    last = jax.tree_util.tree_map(lambda v: v[-1], sol.ys)
     if ts is not None:
         ys = jax.tree_util.tree_map(lambda v: v[:-1], sol.ys)
     else:
-        ys = jax.tree_util.tree_map(lambda v: v[0], sol.ys)
+        ys = last
     stats = sol.stats
-    nsteps = stats["num_steps"]
-    failed = (sol.result != diffrax.RESULTS.successful).astype(jnp.int32)
+    stopped = sol.result != diffrax.RESULTS.successful
+    # diffrax never reports a non-finite state: it rejects each step whose candidate is
+    # NaN/inf and shrinks the step, so a state that blows up stalls the solve until
+    # max_steps (with mostly rejected steps, or with steps too short to move t). A
+    # fixed-step solver steps into NaN/inf and reports success.
+    finite = jax.lax.stop_gradient(_all_finite(last) & (stopped | _all_finite(ys)))
     t_reached = jax.lax.stop_gradient(sol.ts[-1])
+    probe = field if probe is None else probe
+    blowing_up = jax.lax.cond(
+        stopped & finite,
+        lambda: _blowing_up(probe, t_reached, last, args, t1),
+        lambda: jnp.asarray(False),
+    )
+    failed = jnp.where(
+        ~finite | blowing_up,
+        int(SolveStatus.DIVERGED),
+        jnp.where(stopped, int(SolveStatus.MAX_STEPS), int(SolveStatus.SUCCESSFUL)),
+    ).astype(jnp.int32)
     return ys, dict(
-        num_steps=nsteps,
+        num_steps=stats["num_steps"],
         num_accepted_steps=stats["num_accepted_steps"],
         num_rejected_steps=stats["num_rejected_steps"],
         failed=failed,
@@ -376,7 +628,7 @@ def _one_solve(solver, field, y0, args, t0, t1, ts, kind):
     )
 
 
-def _reconstruction_error(solver, field, y0, args, t0, t1):
+def _reconstruction(solver, field, y0, args, t0, t1):
     """Forward solve then reverse solve; RMS error of the recovered y0 in tolerance units."""
     # No gradient flows through the check (the field may be a plain function).
     dynamic, static = eqx.partition((field, y0, args), eqx.is_array)
@@ -387,6 +639,45 @@ def _reconstruction_error(solver, field, y0, args, t0, t1):
     scale = jax.tree_util.tree_map(lambda a: solver.atol + solver.rtol * jnp.abs(a), y0)
     scaled = jax.tree_util.tree_map(lambda a, b, s: (a - b) / s, y0_rec, y0, scale)
     return _rms(scaled)
+
+
+def reconstruction_error(
+    solver: Solver,
+    field: Callable,
+    y0: PyTree,
+    args: PyTree = None,
+    *,
+    t0,
+    t1,
+    batched: bool = False,
+    example_args: PyTree = None,
+) -> Array:
+    """The reverse-reconstruction error of `y0` (see
+    [`reversibility_error`][odezoo.reversibility_error]), batched as `solve` batches:
+    the whole batch's error when it is solved as one ODE, the worst example's with
+    per-example solves. The arguments are those of [`solve`][odezoo.solve]."""
+    has_ex = example_args is not None
+    if has_ex:
+        args = (args, example_args)
+    if batched and solver.batching == "batch":
+        return _reconstruction(solver, BatchField(field, has_ex), y0, args, t0, t1)
+    if batched:
+        errs = jax.vmap(
+            lambda yi, ai: _reconstruction(solver, field, yi, ai, t0, t1),
+            in_axes=(0, (None, 0) if has_ex else None),
+        )(y0, args)
+        return jnp.max(errs)
+    return _reconstruction(solver, field, y0, args, t0, t1)
+
+
+def _check_times(t0, t1) -> None:
+    for name, t in (("t0", t0), ("t1", t1)):
+        value = _static_time(t)
+        if value is not None and not math.isfinite(value):
+            raise InputError(
+                f"solve: {name}={value!r} is not a finite time; give finite t0 and t1 "
+                "(t1 < t0 integrates backwards)."
+            )
 
 
 def solve(
@@ -419,7 +710,9 @@ def solve(
     - `example_args`: optional per-example arguments (with a leading batch axis when
       `batched=True`), e.g. a Hutchinson probe. When given, `field` receives the pair
       `(args, example_args_of_this_example)` as its `args`.
-    - `t0`, `t1`: the integration interval (`t1 < t0` integrates backwards).
+    - `t0`, `t1`: the integration interval (`t1 < t0` integrates backwards), finite.
+      A non-finite time known at trace time raises [`InputError`][odezoo.InputError];
+      a traced one is reported in `stats.failed`.
     - `ts`: optional times at which to return the state (shape `(T,)`), instead of `t1`.
     - `batched`: whether `y0` carries a leading batch axis, solved according to
       `solver.batching`.
@@ -430,8 +723,9 @@ def solve(
     the batch axis second), and a [`SolveStats`][odezoo.SolveStats]. Diffrax fills the
     entries of `ts` beyond a failure with `inf`.
 
-    Nothing is raised inside `jit`: a failed solve (e.g. `max_steps` reached) is flagged
-    in `stats.failed`; models turn that into an error with
+    Nothing is raised inside `jit`: a failed solve is flagged in `stats.failed` with its
+    cause (a [`SolveStatus`][odezoo.SolveStatus]: `max_steps` reached, divergence,
+    non-finite input); models turn that into an error with
     [`check_solution`][odezoo.check_solution].
 
     Example:
@@ -443,47 +737,43 @@ def solve(
     y1, stats = odezoo.solve(odezoo.Solver(rtol=1e-6, atol=1e-6), lambda t, y, a: -y,
                              jnp.ones(3))
     # y1 ≈ exp(-1); stats.nfe is the number of evaluations of the field.
+    print(stats)
     ```
     """
+    _check_times(t0, t1)
     kind = solver.adjoint
+    input_ok = jax.lax.stop_gradient(_all_finite((y0, args, example_args, t0, t1, ts)))
+    plain = field
     if solver.count_evals:
         field = CountedField(field)
     has_ex = example_args is not None
-    if has_ex:
-        args = (args, example_args)
+    run_args = (args, example_args) if has_ex else args
 
     if batched and solver.batching == "batch":
-        run_field = _BatchField(field, has_ex)
-        run = lambda k, y: _one_solve(solver, run_field, y, args, t0, t1, ts, k)
-        recon = lambda y: _reconstruction_error(solver, run_field, y, args, t0, t1)
+        run_field, probe = BatchField(field, has_ex), BatchField(plain, has_ex)
+        run = lambda k, y: _one_solve(solver, run_field, y, run_args, t0, t1, ts, k, probe)
     elif batched:
-        axes = (None, 0) if has_ex else None
 
         def run(k, y):
             ys, st = jax.vmap(
-                lambda yi, ai: _one_solve(solver, field, yi, ai, t0, t1, ts, k),
-                in_axes=(0, axes),
-            )(y, args)
+                lambda yi, ai: _one_solve(solver, field, yi, ai, t0, t1, ts, k, plain),
+                in_axes=(0, (None, 0) if has_ex else None),
+            )(y, run_args)
             if ts is not None:  # vmap puts the batch axis first; we promise time first.
                 ys = jax.tree_util.tree_map(lambda v: jnp.swapaxes(v, 0, 1), ys)
-            # The slowest example sets the cost; the least-advanced one is reported.
+            # The slowest example sets the cost; the least-advanced one is reported,
+            # and the most basic failure (the largest code).
             reached = st.pop("t_reached")
             st = {k2: jnp.max(v) for k2, v in st.items()}
             st["t_reached"] = _least_advanced(reached, t0, t1)
             return ys, st
-
-        recon = lambda y: jnp.max(
-            jax.vmap(
-                lambda yi, ai: _reconstruction_error(solver, field, yi, ai, t0, t1),
-                in_axes=(0, axes),
-            )(y, args)
-        )
     else:
-        run = lambda k, y: _one_solve(solver, field, y, args, t0, t1, ts, k)
-        recon = lambda y: _reconstruction_error(solver, field, y, args, t0, t1)
+        run = lambda k, y: _one_solve(solver, field, y, run_args, t0, t1, ts, k, plain)
 
     if kind == "checked":
-        err = recon(y0)
+        err = reconstruction_error(
+            solver, field, y0, args, t0=t0, t1=t1, batched=batched, example_args=example_args
+        )
         ok = err <= solver.check_threshold
         ys, st = jax.lax.cond(ok, lambda y: run("backsolve", y), lambda y: run("checkpoint", y), y0)
         rev_err, fell_back = err, (~ok).astype(jnp.int32)
@@ -491,13 +781,16 @@ def solve(
         ys, st = run(kind, y0)
         rev_err, fell_back = jnp.asarray(jnp.nan, jnp.float32), jnp.asarray(0, jnp.int32)
 
+    nfe = _nfe(solver, st["num_steps"])
+    failed = jnp.where(input_ok, st["failed"], int(SolveStatus.NONFINITE_INPUT))
     stats = SolveStats(
         num_steps=st["num_steps"],
         num_accepted_steps=st["num_accepted_steps"],
         num_rejected_steps=st["num_rejected_steps"],
-        nfe=_nfe(solver, st["num_steps"]),
+        nfe=nfe,
+        nfe_backward=_nfe_backward(solver, kind, nfe),
         t_reached=st["t_reached"],
-        failed=st["failed"],
+        failed=failed.astype(jnp.int32),
         reversibility_error=rev_err,
         fell_back=fell_back,
     )
@@ -505,11 +798,16 @@ def solve(
 
 
 def check_solution(y: PyTree, stats: SolveStats, *, what: str, solver: Solver, t0, t1) -> PyTree:
-    """Raise (at run time, also under `jit`) if a solve failed or produced NaN/inf.
+    """Raise (at run time, also under `jit`) if a solve failed, with its cause.
 
     Returns `y` unchanged otherwise. Used by every odezoo model after
-    [`solve`][odezoo.solve]; the messages name the model, the interval, the solver
-    settings and what to change.
+    [`solve`][odezoo.solve]; the message names the model, the interval, the solver
+    settings, what happened (a [`SolveStatus`][odezoo.SolveStatus]: non-finite input,
+    divergence, or `max_steps` reached) and what to change.
+
+    The error is an `equinox.EquinoxRuntimeError` (inside `jax.jit`, JAX wraps it in a
+    `JaxRuntimeError` with the same message); odezoo's models turn it into an
+    [`SolverError`][odezoo.SolverError] outside `jit`.
 
     Arguments:
 
@@ -519,47 +817,69 @@ def check_solution(y: PyTree, stats: SolveStats, *, what: str, solver: Solver, t
     - `solver`: the [`Solver`][odezoo.Solver] used.
     - `t0`, `t1`: the interval (for the message).
     """
-    where = f"{what}: the ODE solve over [{_fmt(t0)}, {_fmt(t1)}] with {solver.describe()}"
-    advice = (
-        "Raise max_steps with `model.with_solver(max_steps=...)`, loosen rtol/atol, or "
-        "regularise the dynamics (they may have become stiff, or produced NaN/inf)."
-    )
+    messages = _failure_messages(what, solver, t0, t1)
     # Error messages must be static under jit, so the time reached is reported as which
     # twentieth of the interval the solve stopped in.
-    fractions = [i / _BUCKETS for i in range(_BUCKETS + 1)]
-    messages = [
-        f"{where} hit max_steps (or its step size collapsed) and stopped at "
-        f"{_between(t0, t1, lo, hi)}. {advice}"
-        for lo, hi in zip(fractions[:-1], fractions[1:], strict=True)
-    ]
     span = jnp.asarray(t1) - jnp.asarray(t0)
     frac = (stats.t_reached - jnp.asarray(t0)) / jnp.where(span == 0, 1.0, span)
     bucket = jnp.clip(jnp.floor(jnp.nan_to_num(frac) * _BUCKETS), 0, _BUCKETS - 1)
-    y = eqx.branched_error_if(y, stats.failed == 1, bucket.astype(jnp.int32), messages)
-    leaves = jax.tree_util.tree_leaves(y)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves]))
-    return eqx.error_if(
-        y,
-        ~finite,
-        f"{where} returned NaN or inf although the solver reported success. "
-        "Check the input and the model's parameters for NaN/inf (odezoo never passes NaNs "
-        "on silently).",
+    bucket = bucket.astype(jnp.int32)
+    index = jnp.select(
+        [stats.failed == SolveStatus.MAX_STEPS, stats.failed == SolveStatus.DIVERGED],
+        [bucket, _BUCKETS + bucket],
+        default=2 * _BUCKETS,
     )
+    return eqx.branched_error_if(y, stats.failed != SolveStatus.SUCCESSFUL, index, messages)
 
 
 _BUCKETS = 20
 
 
+def _failure_messages(what: str, solver: Solver, t0, t1) -> list[str]:
+    """The messages of `check_solution`: a twentieth of the interval for each of
+    `MAX_STEPS` and `DIVERGED`, then `NONFINITE_INPUT`."""
+    t = lambda v: format_number(v, "g", traced="t")
+    where = f"{what}: the ODE solve over [{t(t0)}, {t(t1)}] with {solver.describe()}"
+    if solver.adaptive:
+        budget = (
+            "Raise max_steps with `model.with_solver(max_steps=...)` or loosen rtol/atol; "
+            "if it keeps happening the dynamics have become stiff: regularise them."
+        )
+        smaller = "tighten rtol/atol"
+    else:
+        budget = (
+            f"With steps of dt0={solver.dt0:g} the interval needs more than "
+            f"max_steps={solver.max_steps} steps: raise max_steps or dt0 with "
+            "`model.with_solver(...)`."
+        )
+        smaller = "take smaller steps (dt0) or use an adaptive solver such as diffrax.Dopri5()"
+    diverged = (
+        "The dynamics blew up (when training: the parameters diverged): lower the "
+        f"learning rate, {smaller}, or regularise the dynamics; raising max_steps will "
+        "not help."
+    )
+    fractions = [i / _BUCKETS for i in range(_BUCKETS + 1)]
+    pieces = list(zip(fractions[:-1], fractions[1:], strict=True))
+    return (
+        [
+            f"{where} hit max_steps and stopped at {_between(t0, t1, lo, hi)}. {budget}"
+            for lo, hi in pieces
+        ]
+        + [
+            f"{where} diverged: the state became NaN/inf, or blew up so fast that the step "
+            f"size collapsed, at {_between(t0, t1, lo, hi)}. {diverged}"
+            for lo, hi in pieces
+        ]
+        + [
+            f"{where} was given NaN or inf: the input, the initial state, the arguments or "
+            "the times are not finite. Check the data fed to the model (odezoo never passes "
+            "NaN or inf on silently)."
+        ]
+    )
+
+
 def _between(t0, t1, lo: float, hi: float) -> str:
-    try:
-        a, b = float(t0), float(t1)
-    except Exception:  # traced (e.g. learnable) end time
+    a, b = _static_time(t0), _static_time(t1)
+    if a is None or b is None:  # traced (e.g. learnable) end time
         return f"between {lo:.0%} and {hi:.0%} of the way from t0 to t1"
     return f"t between {a + lo * (b - a):.4g} and {a + hi * (b - a):.4g}"
-
-
-def _fmt(t) -> str:
-    try:
-        return f"{float(t):g}"
-    except Exception:  # a traced value inside jit
-        return "t"

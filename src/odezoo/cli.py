@@ -1,34 +1,41 @@
-"""The `odezoo` command: list, describe, train and evaluate zoo entries and runs.
+"""The `odezoo` command: list, describe, train and evaluate zoo entries and runs;
+build and check zoo entries; run the benchmarks.
 
 ```
-odezoo list
-odezoo info NAME
+odezoo list [--json]
+odezoo info NAME_OR_RUN_DIR [--json]
 odezoo train NAME_OR_CONFIG [--steps N] [--seed S] [--batch-size B] [--lr LR]
              [--out DIR] [--resume] [--set key=value ...]
              [--coordinator-address HOST:PORT --num-processes N --process-id I]
-odezoo eval NAME_OR_RUN_DIR [--rtol R] [--atol A] [--json]
+odezoo eval NAME_OR_RUN_DIR [--rtol R] [--atol A] [--max-steps N] [--json] [--check]
+odezoo zoo {build,check} ...
+odezoo bench {adjoints,scaling,peers,accuracy,all} [--out DIR] [--force] ...
 ```
 
-Bad arguments and failures print one line `odezoo <command>: error: ...` and exit with a
-non-zero status (2 for bad arguments, 1 for failures).
+Every command is a function `args -> exit status` stored as its parser's `func` default.
+Bad arguments and failures print one line `odezoo <command>: error: ...` on stderr and
+exit with a non-zero status (2 for bad arguments, 1 for failures, 130 when interrupted):
+odezoo's own errors ([`OdezooError`][odezoo.OdezooError]) print their message; anything
+else prints its type and message, and `ODEZOO_DEBUG=1` shows its traceback instead.
+`--help`, `list` and `info` do not import JAX, so they answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
-_EXPECTED = (
-    "ConfigError",
-    "UnknownEntryError",
-    "CheckpointError",
-    "TrainingError",
-    "SolverError",
-)
+from ._errors import ConfigError, OdezooError
+
+DEBUG_ENV = "ODEZOO_DEBUG"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,8 +45,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-class _Fail(Exception):
-    """A failure reported as one line."""
+class _Fail(OdezooError):
+    """A failure of a command's arguments or target, reported as one line."""
 
 
 def _int_at_least(lowest: int, what: str):
@@ -88,12 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the zoo entries", description="List the zoo entries.")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
         "info", help="describe a zoo entry or run", description="Describe a zoo entry or run."
     )
-    p.add_argument("name", metavar="NAME", help="a zoo entry name or a run directory")
-    p.add_argument("--json", action="store_true", help="print the full config as JSON")
+    p.add_argument("name", metavar="NAME_OR_RUN_DIR", help="a zoo entry name or a run directory")
+    p.add_argument(
+        "--json", action="store_true", help="print the full config (with defaults) as JSON"
+    )
+    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser(
         "train",
@@ -141,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-processes", type=_positive_int, help="multi-host: number of processes")
     p.add_argument("--process-id", type=_nonneg_int, help="multi-host: this process's number")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
         "eval",
@@ -150,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="NAME_OR_RUN_DIR", help="a zoo entry or a run directory")
     p.add_argument("--rtol", type=_positive_float, help="evaluate with this solver rtol")
     p.add_argument("--atol", type=_positive_float, help="evaluate with this solver atol")
+    p.add_argument("--max-steps", type=_positive_int, help="evaluate with this solver max_steps")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument(
         "--check",
@@ -157,9 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute a zoo entry's card metrics from its shipped weights and exit 1 if "
         "they disagree with the card",
     )
+    p.set_defaults(func=_cmd_eval)
 
-    from .bench import add_parser as add_bench_parser  # odezoo bench (src/odezoo/bench/)
+    from .bench._cli import add_parser as add_bench_parser  # odezoo bench ...
+    from .zoo._cli import add_parser as add_zoo_parser  # odezoo zoo build|check ...
 
+    add_zoo_parser(sub)
     add_bench_parser(sub)
     return parser
 
@@ -168,17 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _target_config(target: str) -> tuple[dict, str]:
+    """The config of a zoo entry, a config .json file or a run directory, and its name.
+    Reads JSON only (no JAX)."""
     from . import zoo
-    from .config import load_config
 
     path = Path(target)
-    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
-        cfg = load_config(path)
-        name = cfg.get("name") or (path.stem if path.is_file() else path.name)
-        return cfg, name
-    if target.endswith(".json") or "/" in target:
+    if path.is_file():
+        try:
+            cfg = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path} is not valid JSON: {e}") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{path} must hold a JSON object")
+        return cfg, cfg.get("name") or path.stem
+    if target.endswith(".json") and not path.exists():
         raise _Fail(f"no config file or run directory at {target}")
-    return zoo.config(target), target
+    cfg = zoo.config(target)  # a zoo entry or a run directory (a clear error otherwise)
+    return cfg, cfg.get("name") or (path.name if path.is_dir() else target)
+
+
+def _terminal_width() -> int:
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _cmd_list(args) -> int:
@@ -190,10 +216,10 @@ def _cmd_list(args) -> int:
         rows.append(
             {
                 "name": name,
-                "model": (cfg.get("model") or {}).get("type"),
-                "data": (cfg.get("data") or {}).get("name"),
+                "model": str((cfg.get("model") or {}).get("type", "")),
+                "data": str((cfg.get("data") or {}).get("name", "")),
                 "weights": zoo.has_weights(name),
-                "description": cfg.get("description", ""),
+                "description": " ".join(str(cfg.get("description", "")).split()),
             }
         )
     if args.json:
@@ -204,51 +230,120 @@ def _cmd_list(args) -> int:
             "no zoo entries found (searched: " + ", ".join(str(p) for p in zoo.search_path()) + ")"
         )
         return 0
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        mark = "trained" if r["weights"] else "untrained"
-        desc = r["description"].split(". ")[0]
-        print(f"{r['name']:<{width}}  {r['model']:<10} {r['data']:<8} {mark:<9}  {desc}")
+    table = [["NAME", "MODEL", "DATA", "WEIGHTS"]]
+    table += [[r["name"], r["model"], r["data"], "yes" if r["weights"] else "no"] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    room = max(20, _terminal_width() - sum(widths) - 2 * 4 - 1)
+    descriptions = ["DESCRIPTION"] + [
+        textwrap.shorten(r["description"], room, placeholder=" ...", break_on_hyphens=False)
+        for r in rows
+    ]
+    for row, desc in zip(table, descriptions, strict=True):
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        print("  ".join([*cells, desc]).rstrip())
     return 0
+
+
+def _parameter_count(name_or_dir: str, cfg: dict) -> int:
+    """The model's parameter count: the card's (`metrics.json`), else counted from the
+    config (this imports JAX)."""
+    from . import zoo
+
+    try:
+        folder = zoo.entry_dir(name_or_dir) if not Path(name_or_dir).is_dir() else None
+    except OdezooError:
+        folder = None
+    folder = folder or Path(name_or_dir)
+    try:
+        recorded = json.loads((folder / "metrics.json").read_text()).get("parameters")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, int):
+        return recorded
+    import jax
+
+    from .config import build_model, full_config
+    from .nn import count_parameters
+
+    return count_parameters(jax.eval_shape(lambda: build_model(full_config(cfg))))
 
 
 def _cmd_info(args) -> int:
-    import jax
-
     from . import zoo
-    from .config import build_model, full_config
 
     cfg, name = _target_config(args.name)
-    full = full_config(cfg)
     if args.json:
-        print(json.dumps(full, indent=2))
+        from .config import full_config
+
+        print(json.dumps(full_config(cfg), indent=2))
         return 0
-    model = jax.eval_shape(lambda: build_model(full))
-    n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
+    width = _terminal_width()
+
+    def field(label: str, text: Any) -> None:
+        head = f"{label + ':':<13}"
+        print(
+            textwrap.fill(
+                " ".join(str(text).split()),
+                width,
+                initial_indent=head,
+                subsequent_indent=" " * len(head),
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+        )
+
+    field("name", name)
+    if cfg.get("description"):
+        field("description", cfg["description"])
+    for section in ("model", "solver", "data", "train"):
+        if isinstance(cfg.get(section), dict):
+            field(section, json.dumps({k: v for k, v in cfg[section].items() if v is not None}))
+    field("parameters", _parameter_count(args.name, cfg))
     try:
         weights = zoo.has_weights(args.name)
-    except Exception:
+    except OdezooError:
         weights = False
-    print(f"name:        {name}")
-    if full.get("description"):
-        print(f"description: {full['description']}")
-    m = {k: v for k, v in full["model"].items() if v is not None}
-    print(f"model:       {json.dumps(m)}")
-    print(f"parameters:  {n_params}")
-    if "solver" in full:
-        print(f"solver:      {json.dumps(full['solver'])}")
-    print(f"data:        {json.dumps(full['data'])}")
-    t = {k: v for k, v in full["train"].items() if v is not None}
-    print(f"train:       {json.dumps(t)}")
-    print(f"weights:     {'yes (model.eqx)' if weights else 'none yet'}")
+    field("weights", "yes (model.eqx)" if weights else "none yet")
+    print(f"(defaults spelled out: odezoo info {args.name} --json)")
     return 0
 
 
-def _apply_overrides(cfg: dict, args) -> dict:
-    from .config import parse_value, set_value
+def _kind(value: Any) -> str | None:
+    """What kind of value a config setting holds, for checking `--set` values."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return None  # lists, objects and null: left to the config's own checks
 
-    for key, value in args.overrides:
-        cfg = set_value(cfg, key, parse_value(value))
+
+def _check_override(base: dict, key: str, text: str, value: Any) -> None:
+    """Refuse a `--set` value of another kind than the setting's current (or default)
+    value, e.g. `model.width=twenty`: a ConfigError now, not a failure deep in JAX."""
+    current: Any = base
+    for part in key.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return  # an unknown key: the config names it
+        current = current[part]
+    want, got = _kind(current), _kind(value)
+    if want is None or value is None or want == got:
+        return
+    raise ConfigError(
+        f"--set {key}={text}: {key} takes {want} (it is {json.dumps(current)}), "
+        f"got {json.dumps(value)}"
+    )
+
+
+def _apply_overrides(cfg: dict, args) -> dict:
+    from .config import full_config, parse_value, set_value
+
+    base = full_config(cfg)
+    for key, text in args.overrides:
+        value = parse_value(text)
+        _check_override(base, key, text, value)
+        cfg = set_value(cfg, key, value)
     for attr, key in (
         ("steps", "train.steps"),
         ("batch_size", "train.batch_size"),
@@ -262,6 +357,10 @@ def _apply_overrides(cfg: dict, args) -> dict:
 
 
 def _cmd_train(args) -> int:
+    # Equinox reads EQX_ON_ERROR once, when it is first imported (below): with "nan" its
+    # run-time checks leave no host callback in the train step, so JAX's persistent cache
+    # can store it; `fit` reads solver failures from the solve statistics instead.
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
     from .train import initialize_distributed
 
     dist = (args.coordinator_address, args.num_processes, args.process_id)
@@ -305,13 +404,20 @@ def _cmd_train(args) -> int:
     errors_as_nan()  # lets the persistent cache store ODE train steps (no host callbacks)
     cache = None if args.no_cache else enable_compilation_cache()
     data = build_data(cfg)
+    try:  # a bad model setting fails here, before "training ..." is said
+        model = build_model(cfg)
+    except Exception as e:  # e.g. a negative width: the model's own InputError
+        mine = [f"{k}={v}" for k, v in args.overrides if k.startswith("model.")]
+        where = f" (--set {' '.join(mine)})" if mine else ""
+        what = _one_line(e) if isinstance(e, OdezooError) else f"{type(e).__name__}: {_one_line(e)}"
+        raise ConfigError(f"cannot build the model from the config{where}: {what}") from e
     t = cfg["train"]
     main = jax.process_index() == 0
     if main:
         where = f", compilation cache {cache}" if cache else ""
         print(f"training {name} for {t['steps']} steps into {out}{where}", file=sys.stderr)
     result = fit(
-        build_model(cfg),
+        model,
         data.train,
         loss=build_loss(cfg),
         optimizer=build_optimizer(cfg),
@@ -351,33 +457,38 @@ def _cmd_eval(args) -> int:
     from . import zoo
     from .config import build_evaluate, full_config
 
+    changes = {
+        k: getattr(args, k) for k in ("rtol", "atol", "max_steps") if getattr(args, k) is not None
+    }
     if args.check:
-        from .zoo._build import CardMismatchError, check_entry
+        from .zoo import check_entry
 
-        if args.rtol is not None or args.atol is not None:
-            raise _Fail("--check uses the card's own solver settings; drop --rtol/--atol")
+        if changes:
+            raise _Fail(
+                "--check uses the card's own solver settings; drop --rtol/--atol/--max-steps"
+            )
+        name = _entry_name(args.target)
         try:
-            measured = check_entry(args.target)
-        except CardMismatchError as e:
-            raise _Fail(str(e)) from None
+            measured = check_entry(name)
         except FileNotFoundError as e:
             raise _Fail(f"{args.target} has no card to check against ({e})") from None
-        print(json.dumps(measured) if args.json else f"{args.target}: card confirmed {measured}")
+        print(json.dumps(measured) if args.json else f"{name}: card confirmed {measured}")
         return 0
 
     cfg = full_config(zoo.config(args.target))
     model = zoo.load(args.target)
-    changes = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
+    ode = model.ode_model()
     if changes:
-        if not hasattr(model, "with_solver"):
-            raise _Fail(f"--rtol/--atol apply to ODE models; {cfg['model']['type']} has none")
+        if ode is None:
+            raise _Fail(
+                f"--rtol/--atol/--max-steps apply to ODE models; {cfg['model']['type']} has none"
+            )
         model = model.with_solver(**changes)
+        ode = model.ode_model()
     t0 = time.perf_counter()
     metrics = build_evaluate(cfg)(model)
     elapsed = time.perf_counter() - t0
-    solver = getattr(model, "solver", None) or getattr(
-        getattr(model, "block", None), "solver", None
-    )
+    solver = None if ode is None else ode.solver
     report = {
         "target": args.target,
         "metrics": metrics,
@@ -393,40 +504,92 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def _cmd_bench(args) -> int:
-    return args.func(args)
+def _entry_name(target: str) -> str:
+    """The zoo entry `target` names: an entry name, or the path of an entry's folder.
+    A run directory is not an entry (it has no card)."""
+    from . import zoo
+
+    path = Path(target)
+    if not path.is_dir():
+        zoo.entry_dir(target)  # an unknown name: UnknownEntryError, with a suggestion
+        return target
+    try:
+        if zoo.entry_dir(path.name).resolve() == path.resolve():
+            return path.name
+    except OdezooError:
+        pass
+    raise _Fail(
+        f"{target} is a run directory, not a zoo entry: --check compares an entry's shipped "
+        f"weights with its card. Evaluate the run with `odezoo eval {target}`, or make it an "
+        f"entry with `odezoo zoo build NAME {target}`"
+    )
 
 
-_COMMANDS = {
-    "list": _cmd_list,
-    "info": _cmd_info,
-    "train": _cmd_train,
-    "eval": _cmd_eval,
-    "bench": _cmd_bench,
-}
+def _one_line(e: BaseException) -> str:
+    """An exception's message as one line. For an `equinox.EquinoxRuntimeError` (how a
+    check inside `jit`, such as a failed ODE solve, surfaces) only odezoo's message,
+    without equinox's debugging advice."""
+    text = str(e)
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(e, eqx.EquinoxRuntimeError):
+        text = text.split("EquinoxRuntimeError: ")[-1]
+    text = re.split(r"\n-{5,}", text)[0]
+    return " ".join(text.split())
+
+
+def _is_solver_failure(e: BaseException) -> bool:
+    eqx = sys.modules.get("equinox")
+    return eqx is not None and isinstance(e, eqx.EquinoxRuntimeError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `odezoo` console script; returns the exit status."""
+    """Entry point of the `odezoo` console script; returns the exit status.
+
+    Arguments:
+
+    - `argv`: the arguments (default: `sys.argv[1:]`).
+
+    ```python
+    from odezoo.cli import main
+
+    assert main(["list"]) == 0
+    ```
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad argument (2, its line already printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    prog = f"odezoo {args.command}"
+    prog = " ".join(["odezoo", args.command, getattr(args, "zoo_command", None) or ""]).strip()
     try:
-        return _COMMANDS[args.command](args)
+        return args.func(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 -- expected failures are one line
-        if isinstance(e, _Fail | FileNotFoundError | FileExistsError) or (
-            type(e).__name__ in _EXPECTED or isinstance(e, ValueError | KeyError)
-        ):
-            message = " ".join(str(e).split())
-            print(f"{prog}: error: {message}", file=sys.stderr)
+    except BrokenPipeError:  # `odezoo list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (OdezooError, OSError) as e:
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 -- an unexpected failure is one line too
+        if os.environ.get(DEBUG_ENV):
+            raise
+        if _is_solver_failure(e):  # odezoo's own check inside jit, e.g. max_steps
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
             return 1
-        raise
+        message = _one_line(e)
+        if len(message) > 300:
+            message = message[:297] + "..."
+        print(
+            f"{prog}: error: unexpected {type(e).__name__}: {message} "
+            f"(set {DEBUG_ENV}=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

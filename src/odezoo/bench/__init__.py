@@ -2,43 +2,63 @@
 scaling with the number of solver steps; and a comparison with torchdiffeq and
 `jax.experimental.ode` on the same weights.
 
-Run from the command line (`python -m odezoo.bench adjoints --quick`, or
-`odezoo bench ...`), or from Python:
+Run from the command line (`odezoo bench adjoints --quick --out DIR`, or
+`python -m odezoo.bench ...`), or from Python:
 
 ```python
+import tempfile
 from odezoo import bench
 
 wls = bench.workloads(quick=True)
-result = bench.run_adjoints([wls["toy"]], [bench.strategies()["checkpoint"]])
+result = bench.run_adjoints(
+    [wls["toy"]], [bench.strategies()["checkpoint"]], budget_s=0.0, min_reps=1, max_reps=1,
+    count=False,
+)
+bench.write_report("adjoints", result, tempfile.mkdtemp())
 ```
 
-Results (JSON, markdown tables, plots) go to `benchmarks/results/`; the measured numbers
-are summarised in `docs/benchmarks.md`.
+The public surface is what a user calls: the four experiments (`run_adjoints`,
+`run_scaling`, `run_peers`, `run_accuracy`), their inputs (`workloads`, `strategies`,
+`scaling_workload`, `scaling_strategies` and the `Workload`/`Strategy` classes), the
+report (`write_report`, `environment`) and the command line (`main`). The measuring
+tools live in the private modules. The measured numbers are summarised in
+`docs/benchmarks.md`. Nothing is imported until first use (no JAX for `odezoo --help`).
 """
 
-from ._accuracy import run_accuracy as run_accuracy
-from ._adjoints import prepare_pair as prepare_pair
-from ._adjoints import run_adjoints as run_adjoints
-from ._cli import add_parser as add_parser
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from ._cli import main as main
-from ._measure import Memory as Memory
-from ._measure import Timing as Timing
-from ._measure import compile_fn as compile_fn
-from ._measure import count_nfe as count_nfe
-from ._measure import interleaved_timing as interleaved_timing
-from ._measure import memory_of as memory_of
-from ._measure import reference_gradient as reference_gradient
-from ._measure import relative_error as relative_error
-from ._measure import time_compiled as time_compiled
-from ._measure import train_step as train_step
-from ._peers import run_peers as run_peers
-from ._peers import torch_euler_check as torch_euler_check
-from ._report import environment as environment
-from ._report import write_report as write_report
-from ._scaling import run_scaling as run_scaling
-from ._scaling import scaling_strategies as scaling_strategies
-from ._scaling import scaling_workload as scaling_workload
-from ._strategies import Strategy as Strategy
-from ._strategies import strategies as strategies
-from ._workloads import Workload as Workload
-from ._workloads import workloads as workloads
+
+if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
+    from ._accuracy import run_accuracy as run_accuracy
+    from ._adjoints import run_adjoints as run_adjoints
+    from ._peers import run_peers as run_peers
+    from ._report import environment as environment
+    from ._report import write_report as write_report
+    from ._scaling import run_scaling as run_scaling
+    from ._scaling import scaling_strategies as scaling_strategies
+    from ._scaling import scaling_workload as scaling_workload
+    from ._strategies import Strategy as Strategy
+    from ._strategies import strategies as strategies
+    from ._workloads import Workload as Workload
+    from ._workloads import workloads as workloads
+
+_EXPORTS = {
+    "run_accuracy": "._accuracy",
+    "run_adjoints": "._adjoints",
+    "run_peers": "._peers",
+    "environment": "._report",
+    "write_report": "._report",
+    "run_scaling": "._scaling",
+    "scaling_strategies": "._scaling",
+    "scaling_workload": "._scaling",
+    "Strategy": "._strategies",
+    "strategies": "._strategies",
+    "Workload": "._workloads",
+    "workloads": "._workloads",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,4 +1,4 @@
-"""`python -m odezoo.bench ...`"""
+"""`python -m odezoo.bench ARGS`: the same as `odezoo bench ARGS`."""
 
 import sys
 

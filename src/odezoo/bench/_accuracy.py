@@ -9,11 +9,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._defaults import TOLERANCES
 from ._measure import reference_gradient, relative_error
 from ._strategies import Strategy
 from ._workloads import Workload
-
-TOLERANCES: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 
 
 def run_accuracy(
@@ -25,7 +24,7 @@ def run_accuracy(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Relative L2 error of the float32 parameter gradient against the float64
-    reference ([`reference_gradient`][odezoo.bench.reference_gradient]), with
+    reference (`reference_gradient`), with
     `rtol = atol = tol` for each tolerance and strategy; also the loss and the forward
     steps and NFE.
 

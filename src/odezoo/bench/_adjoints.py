@@ -37,9 +37,9 @@ def prepare_pair(
     """Compile and check one training step of `workload` with `strategy`.
 
     Returns `(row, run)`: `run()` calls the compiled step once and blocks (time it with
-    [`interleaved_timing`][odezoo.bench.interleaved_timing]), and `row` is a JSON-able
+    `interleaved_timing`), and `row` is a JSON-able
     dict: `loss`; `compile_s` and `first_call_s`; `memory` (XLA's compiled memory
-    analysis, see [`Memory`][odezoo.bench.Memory]); `nfe` (`forward` and `steps` from
+    analysis, see `Memory`); `nfe` (`forward` and `steps` from
     the solve's statistics, `backward_evals` and `backward_vjps` from a separate counted
     run; `backward_evals` is every evaluation of `f` beyond the forward solve:
     recomputation, reverse solves, reconstruction checks); `grad_error` (relative L2
@@ -93,11 +93,11 @@ def run_adjoints(
     skip: Iterable[tuple[str, str]] = (),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Measure every (workload, strategy) pair; see [`prepare_pair`][odezoo.bench.prepare_pair].
+    """Measure every (workload, strategy) pair; see `prepare_pair`.
 
     Per workload: the float64 reference gradient is computed once; every strategy's
     step is compiled; then all are timed in alternation
-    ([`interleaved_timing`][odezoo.bench.interleaved_timing], about `budget_s` seconds
+    (`interleaved_timing`, about `budget_s` seconds
     per strategy), so a change of machine load hits them alike. Each row gets `timing`
     and `ratio`, its median step time over that of `"checkpoint"` (odezoo's default) on
     the same workload. A pair that raises is recorded with its `error`; the run goes on.

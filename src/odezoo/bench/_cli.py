@@ -1,24 +1,23 @@
-"""The command line: `python -m odezoo.bench {adjoints,scaling,peers,accuracy,all}`
-(also `odezoo bench ...`)."""
+"""The command line: `odezoo bench {adjoints,scaling,peers,accuracy,all}` (also
+`python -m odezoo.bench ...`, the same command).
+
+Results go to `--out DIR`, or by default to a fresh folder `runs/bench-<experiment>-<time>`
+in the working directory: never into the committed `benchmarks/results` unless asked, and
+never into a non-empty folder without `--force`. Nothing here imports JAX until an
+experiment runs, so `odezoo --help` stays instant.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import datetime
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-
-from ._accuracy import TOLERANCES, run_accuracy
-from ._adjoints import run_adjoints
-from ._peers import CONTENDERS, run_peers
-from ._report import environment, write_report
-from ._scaling import STEPS, run_scaling, scaling_strategies, scaling_workload
-from ._strategies import strategies
-from ._workloads import workloads
+from .._errors import InputError, RunDirError
+from ._defaults import CONTENDERS, STEPS, TOLERANCES
 
 COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "all")
 
@@ -62,13 +61,19 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--tolerances",
         type=_csv,
         default=None,
-        help="tolerances for `accuracy` (default: 1e-3 ... 1e-8)",
+        help="tolerances for `accuracy` (default: " + ",".join(f"{t:g}" for t in TOLERANCES) + ")",
     )
     p.add_argument(
         "--out",
+        metavar="DIR",
         default=None,
-        help="output folder (default: benchmarks/results, or "
-        "benchmarks/results/quick with --quick)",
+        help="output folder (default: a new folder runs/bench-EXPERIMENT-TIME); "
+        "a non-empty folder needs --force",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files (replacing results of the same name)",
     )
     p.add_argument(
         "--budget",
@@ -95,32 +100,59 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the `bench` subcommand to an `argparse` subparsers object (for `odezoo bench`).
+    """Add the `bench` command to an `argparse` subparsers object (in `odezoo.cli`).
 
-    The handler is stored as the parser's `func` default: call `args.func(args)`.
+    The handler is the parser's `func` default: `odezoo.cli` calls `args.func(args)`.
     """
     p = subparsers.add_parser(
         "bench",
         help="benchmark adjoint strategies, scaling and peers",
         description="Benchmark adjoint strategies: time, memory, gradient error and NFE; "
         "scaling with the number of steps; a comparison with torchdiffeq and "
-        "jax.experimental.ode. Results go to benchmarks/results/.",
+        "jax.experimental.ode. Results go to --out DIR (default: a new folder under runs/).",
     )
     _configure(p)
     p.set_defaults(func=run)
     return p
 
 
-def parser() -> argparse.ArgumentParser:
-    """The parser of `python -m odezoo.bench`."""
-    p = argparse.ArgumentParser(prog="python -m odezoo.bench", description=__doc__)
-    _configure(p)
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `python -m odezoo.bench ARGS`; returns the exit status."""
-    return run(parser().parse_args(argv))
+    """Run `odezoo bench ARGS` (also `python -m odezoo.bench ARGS`); returns the exit
+    status. Errors are one line on stderr, as for every `odezoo` command.
+
+    ```python
+    from odezoo import bench
+
+    assert bench.main(["--help"]) == 0
+    ```
+    """
+    import sys
+
+    from ..cli import main as odezoo_main
+
+    return odezoo_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """The folder results go to: `--out`, which must be empty or missing unless
+    `--force`; by default a new folder `runs/bench-<experiment>-<UTC time>`."""
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"--out {out} is a file, not a folder")
+        if out.is_dir() and any(out.iterdir()) and not args.force:
+            raise RunDirError(
+                f"--out {out} already holds files (results would be replaced): pass --force "
+                "to write there anyway, or choose an empty or new folder"
+            )
+        return out
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"bench-{args.experiment}{'-quick' if args.quick else ''}-{stamp}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def _pick(available: dict[str, Any], names: list[str] | None, what: str) -> list[Any]:
@@ -128,14 +160,25 @@ def _pick(available: dict[str, Any], names: list[str] | None, what: str) -> list
         return list(available.values())
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise SystemExit(f"unknown {what} {unknown}; choose from {sorted(available)}")
+        raise InputError(f"unknown {what} {unknown}; choose from {sorted(available)}")
     return [available[n] for n in names]
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the experiment(s) named by parsed arguments and write the reports."""
+    out = output_dir(args)  # refuse a non-empty --out before any work
+
+    import jax
+
+    from ._accuracy import run_accuracy
+    from ._adjoints import run_adjoints
+    from ._peers import run_peers
+    from ._report import environment, write_report
+    from ._scaling import run_scaling, scaling_strategies, scaling_workload
+    from ._strategies import strategies
+    from ._workloads import workloads
+
     quick = args.quick
-    out = Path(args.out or ("benchmarks/results/quick" if quick else "benchmarks/results"))
     budget = args.budget if args.budget is not None else (0.2 if quick else 5.0)
     platform = "gpu" if jax.devices()[0].platform == "gpu" else "cpu"
     wls = _pick(workloads(quick, platform), args.workloads, "workload")
@@ -143,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     reps = dict(min_reps=2, max_reps=5) if quick else dict(min_reps=5, max_reps=50)
     log = lambda msg: print(msg, flush=True)
     status = 0
+    log(f"bench: writing results to {out}")
     for exp in experiments:
         t0 = time.perf_counter()
         env = environment()
@@ -213,7 +257,3 @@ def _failures(exp: str, result: dict[str, Any]) -> bool:
     if exp == "peers":
         return any("error" in c for r in rows for c in r["contenders"].values())
     return any("error" in r for r in rows)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

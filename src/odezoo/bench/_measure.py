@@ -108,7 +108,7 @@ def time_compiled(
 
 
 def memory_of(compiled) -> Memory:
-    """The [`Memory`][odezoo.bench.Memory] of a compiled function (no run needed, except
+    """The `Memory` of a compiled function (no run needed, except
     for the GPU's device statistics)."""
     ma = compiled.memory_analysis()
     peak = getattr(ma, "peak_memory_in_bytes", None)
@@ -182,7 +182,7 @@ def train_step(
 
     Returns `(step, (params, opt_state, data))`; `step` returns
     `(new_params, new_opt_state, loss, grads, stats)` and is meant to be jitted
-    (see [`compile_fn`][odezoo.bench.compile_fn]). The gradient is returned too, so the
+    (see `compile_fn`). The gradient is returned too, so the
     timed step also gives the gradient whose error is reported.
     """
     params, static = eqx.partition(model, eqx.is_array)

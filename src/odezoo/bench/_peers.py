@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._defaults import CONTENDERS
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
-from ._report import _cpu_count
+from ._report import cpu_count
 from ._workloads import Workload
 
 
@@ -298,17 +299,6 @@ ODEZOO_CONTENDERS: dict[str, dict[str, Any]] = {
 }
 
 
-CONTENDERS: tuple[str, ...] = (
-    "odezoo",
-    "odezoo-unfixed",
-    "odezoo-backsolve",
-    "jax-experimental-ode",
-    "torchdiffeq-odeint",
-    "torchdiffeq-adjoint",
-)
-"""Every contender `run_peers` knows, in the order the tables list them."""
-
-
 # -- the comparison -------------------------------------------------------------------------
 
 
@@ -330,11 +320,11 @@ def run_peers(
     threads spin-wait at every barrier (measured here: 5-10x slower).
 
     All contenders use the same NumPy weights and batch. Timings are interleaved (see
-    [`interleaved_timing`][odezoo.bench.interleaved_timing]); `ratio` is a contender's
+    `interleaved_timing`); `ratio` is a contender's
     median over odezoo's (default: checkpoint, batch as one ODE) in the same run, so
     `ratio > 1` means odezoo is faster. Correctness: `loss` of every contender at the
     benchmark tolerance, and a same-discretisation check against torchdiffeq (fixed-step
-    Euler; see [`torch_euler_check`][odezoo.bench.torch_euler_check]).
+    Euler; see `torch_euler_check`).
 
     Returns `{"skipped": {...}, "rows": [...]}`.
     """
@@ -355,7 +345,7 @@ def run_peers(
     if torch_why is None:
         import torch
 
-        torch.set_num_threads(torch_threads or max(1, _cpu_count()))
+        torch.set_num_threads(torch_threads or max(1, cpu_count()))
 
     rows = []
     for wl in workloads:

@@ -13,6 +13,8 @@ from typing import Any
 
 import jax
 
+from .._errors import InputError
+
 
 def environment() -> dict[str, Any]:
     """Hardware and library versions of this run (recorded in every result file).
@@ -49,7 +51,7 @@ def environment() -> dict[str, Any]:
         "devices": [str(d) for d in devices],
         "accelerator": gpu[0].device_kind if gpu else "none (no GPU available in this session)",
         "cpu": _cpu_name(),
-        "cpu_count": _cpu_count(),
+        "cpu_count": cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "load_average": load,
@@ -68,7 +70,7 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
@@ -125,20 +127,20 @@ def _mib(b) -> str:
     return "–" if b is None else f"{b / 2**20:.3g}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def _preamble(title: str, result: dict[str, Any]) -> list[str]:
+def preamble(title: str, result: dict[str, Any]) -> list[str]:
     """A report's heading and hardware line, as the first lines of its markdown."""
     return [f"## {title}", "", f"Hardware: {hardware_line(result['environment'])}.", ""]
 
 
 def adjoints_markdown(result: dict[str, Any]) -> str:
     """The adjoint benchmark as a markdown table, with its workloads listed."""
-    out = _preamble("Adjoint strategies: one training step (loss + gradient + SGD)", result)
+    out = preamble("Adjoint strategies: one training step (loss + gradient + SGD)", result)
     for name, wl in result["workloads"].items():
         note = f" ({wl['note']})" if wl.get("note") else ""
         ref = result["references"].get(name, {})
@@ -180,7 +182,7 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
             ]
         )
     out.append(
-        _table(
+        table(
             [
                 "workload",
                 "strategy",
@@ -202,7 +204,7 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
 
 def peers_markdown(result: dict[str, Any]) -> str:
     """The peer comparison as a markdown table."""
-    out = _preamble("Peers: one training step, same weights (loss + gradient + SGD)", result)
+    out = preamble("Peers: one training step, same weights (loss + gradient + SGD)", result)
     out.append(
         "Timings interleaved in one run; ratio = contender's median / odezoo's default "
         "(checkpoint, batch as one ODE), so > 1 means odezoo is faster. Loss diff: "
@@ -234,7 +236,7 @@ def peers_markdown(result: dict[str, Any]) -> str:
                 ]
             )
     out.append(
-        _table(
+        table(
             [
                 "workload",
                 "contender",
@@ -252,7 +254,7 @@ def peers_markdown(result: dict[str, Any]) -> str:
     if checks:
         out.append("")
         out.append(
-            _table(
+            table(
                 ["workload", "Euler loss rel. diff", "Euler gradient rel. diff"],
                 [
                     [
@@ -271,7 +273,7 @@ def peers_markdown(result: dict[str, Any]) -> str:
 
 def scaling_markdown(result: dict[str, Any]) -> str:
     """The scaling experiment as a markdown table (one row per step count)."""
-    out = _preamble("Scaling with the number of solver steps", result)
+    out = preamble("Scaling with the number of solver steps", result)
     out.append(
         f"Workload: {result['workload']['description']}; {result['solver']}. "
         "Per strategy: median ms per training step / XLA temp memory in MiB."
@@ -290,13 +292,13 @@ def scaling_markdown(result: dict[str, Any]) -> str:
                     f"{_num(r['timing']['median_ms'])} ms / {_mib(r['memory']['temp_bytes'])} MiB"
                 )
         rows.append(row)
-    out.append(_table(["steps", *names], rows))
+    out.append(table(["steps", *names], rows))
     return "\n".join(out) + "\n"
 
 
 def accuracy_markdown(result: dict[str, Any]) -> str:
     """Gradient error against tolerance as a markdown table."""
-    out = _preamble("Gradient error against tolerance", result)
+    out = preamble("Gradient error against tolerance", result)
     out.append(
         "Relative L2 error of the float32 parameter gradient against a float64 "
         f"reference at tolerance {result['reference_tol']:g}; Dopri5 at rtol = atol = "
@@ -321,7 +323,7 @@ def accuracy_markdown(result: dict[str, Any]) -> str:
             else:
                 row.append(f"{_num(r['grad_error'], '{:.1e}')} ({r['steps']})")
         rows.append(row)
-    out.append(_table(["workload", "strategy", *[f"{t:g}" for t in result["tolerances"]]], rows))
+    out.append(table(["workload", "strategy", *[f"{t:g}" for t in result["tolerances"]]], rows))
     return "\n".join(out) + "\n"
 
 
@@ -408,11 +410,27 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
     Arguments:
 
     - `kind`: `"adjoints"`, `"peers"`, `"scaling"` or `"accuracy"`.
-    - `result`: what the matching `run_*` returned, with `"environment"` added.
-    - `out_dir`: the folder (created if needed).
+    - `result`: what the matching `run_*` returned. Its `"environment"` (hardware and
+      library versions, see [`environment`][odezoo.bench.environment]) is recorded now
+      when the result has none.
+    - `out_dir`: the folder (created if needed). Files of the same names are replaced.
 
     Returns the paths written.
+
+    ```python
+    import tempfile
+    from odezoo import bench
+
+    result = bench.run_peers([], include=["odezoo"], log=lambda _: None)
+    paths = bench.write_report("peers", result, tempfile.mkdtemp())
+    ```
     """
+    if kind not in ("adjoints", "peers", "scaling", "accuracy"):
+        raise InputError(
+            f"unknown report kind {kind!r}; choose adjoints, peers, scaling or accuracy"
+        )
+    if not result.get("environment"):
+        result = {**result, "environment": environment()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     render = {

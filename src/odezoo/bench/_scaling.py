@@ -9,11 +9,10 @@ from typing import Any
 import diffrax
 
 from .._solver import Solver
+from ._defaults import STEPS
 from ._measure import compile_fn, make_optimizer, memory_of, time_compiled, train_step
 from ._strategies import Strategy
 from ._workloads import Workload
-
-STEPS: tuple[int, ...] = (16, 64, 256, 1024, 4096)
 
 
 def scaling_workload(quick: bool = False) -> Workload:
@@ -66,7 +65,7 @@ def run_scaling(
     """Time and memory of one training step of `workload` for each strategy, as the
     number of (fixed, Euler) solver steps grows.
 
-    Memory is XLA's compiled memory analysis ([`Memory`][odezoo.bench.Memory]),
+    Memory is XLA's compiled memory analysis (`Memory`),
     deterministic and independent of machine load. Returns
     `{"workload": ..., "steps": [...], "rows": [...]}`, a row per (steps, strategy).
     """

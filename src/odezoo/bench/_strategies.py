@@ -34,6 +34,7 @@ class Strategy:
     Example:
 
     ```python
+    import odezoo
     from odezoo.bench import Strategy
 
     s = Strategy("backsolve-seminorm", {"adjoint": "backsolve", "seminorm": True})

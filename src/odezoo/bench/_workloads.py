@@ -199,7 +199,7 @@ class Workload:
             y = rng.standard_normal((self.batch, self.state))
         elif self.kind == "cnf":
             with jax.enable_x64(False):  # the same samples whatever the caller's mode
-                x = np.asarray(toy2d("checkerboard", jax.random.key(self.seed), self.batch))
+                x = np.asarray(toy2d("checkerboard", self.batch, key=jax.random.key(self.seed)))
             return {"x": x.astype(np.float32)}
         else:
             shape = (self.batch, self.state, self.size, self.size)
@@ -241,7 +241,7 @@ def workloads(quick: bool = False, platform: str = "cpu") -> dict[str, Workload]
 
     - `quick`: tiny sizes that check the harness in seconds (not for timings).
     - `platform`: `"cpu"` or `"gpu"`. On a CPU the conv workload uses batch 8 instead
-      of 128 (as the measurements in `REFERENCE.md` did); it is recorded in its `note`.
+      of 128; it is recorded in its `note`.
 
     Returns:
 

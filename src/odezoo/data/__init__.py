@@ -2,6 +2,12 @@
 densities, scikit-learn's 8x8 digits and a loader for user-supplied MNIST files.
 
 Nothing here downloads anything, and nothing here imports the rest of `odezoo`.
+
+One calling convention for every dataset: sizes and options are positional or keyword
+arguments, and a dataset that draws random numbers takes its JAX key as the keyword-only
+argument `key` (no default), e.g. `toy2d("moons", 256, key=key)`,
+`concentric_spheres(dim=2, key=key)`; deterministic ones take none (`cubic(10)`,
+`digits("train", seed=0)`, whose `seed` fixes scikit-learn's split).
 """
 
 from ._cubic import cubic as cubic

@@ -39,13 +39,14 @@ def _sample_shell(key, n: int, dim: int, r_min: float, r_max: float):
 
 
 def concentric_spheres(
-    key: PRNGKeyArray,
     dim: int = 2,
     n_inner: int = 500,
     n_outer: int = 1500,
     inner_radius: tuple[float, float] = (0.0, 0.5),
     outer_radius: tuple[float, float] = (1.0, 1.5),
     labels: Literal["pm1", "classes"] = "pm1",
+    *,
+    key: PRNGKeyArray,
 ) -> tuple[Array, Array]:
     """The concentric-spheres dataset of Augmented Neural ODEs (Dupont et al., 2019).
 
@@ -57,7 +58,6 @@ def concentric_spheres(
 
     **Arguments:**
 
-    - `key`: a JAX random key. The same key always gives the same dataset.
     - `dim`: the dimension of the space. Must be at least 1.
     - `n_inner`: the number of points of the inner class.
     - `n_outer`: the number of points of the outer class.
@@ -66,6 +66,8 @@ def concentric_spheres(
         end of `inner_radius`, so that the classes do not overlap.
     - `labels`: `"pm1"` for regression targets -1 (inner) and +1 (outer), or `"classes"`
         for integer classes 0 (inner) and 1 (outer).
+    - `key`: a JAX random key (keyword-only, as for every random dataset in
+        `odezoo.data`). The same key always gives the same dataset.
 
     **Returns:**
 
@@ -78,12 +80,16 @@ def concentric_spheres(
         ```python
         >>> import jax
         >>> from odezoo.data import concentric_spheres
-        >>> x, y = concentric_spheres(jax.random.key(0), dim=2, n_inner=10, n_outer=30)
+        >>> x, y = concentric_spheres(dim=2, n_inner=10, n_outer=30, key=jax.random.key(0))
         >>> x.shape, y.shape, int((y == -1).sum())
         ((40, 2), (40, 1), 10)
 
         ```
     """
+    if isinstance(dim, jax.Array) and jax.dtypes.issubdtype(dim.dtype, jax.dtypes.prng_key):
+        raise TypeError(
+            "concentric_spheres takes the key by keyword: concentric_spheres(..., key=key)."
+        )
     dim = _check_count("dim", dim, 1)
     n_inner = _check_count("n_inner", n_inner, 0)
     n_outer = _check_count("n_outer", n_outer, 0)

@@ -144,7 +144,7 @@ _SAMPLERS = {
 }
 
 
-def toy2d(name: str, key: PRNGKeyArray, n: int) -> Array:
+def toy2d(name: str, n: int, *, key: PRNGKeyArray) -> Array:
     """Samples from one of the eight 2-D toy densities of FFJORD (Grathwohl et al., 2019).
 
     The densities follow FFJORD's `toy_data.py`, rewritten in pure JAX:
@@ -164,13 +164,14 @@ def toy2d(name: str, key: PRNGKeyArray, n: int) -> Array:
     Where a density splits its points between parts of fixed share (the two circles, the
     four rings, the two moons, the two spirals), the split is exact and the points are
     shuffled by `key`. Sampling is a pure function of `key`, and can be jitted with `name`
-    and `n` static: `jax.jit(toy2d, static_argnums=(0, 2))`.
+    and `n` static: `jax.jit(toy2d, static_argnums=(0, 1))`.
 
     **Arguments:**
 
     - `name`: one of [`odezoo.data.TOY2D_NAMES`][].
-    - `key`: a JAX random key.
     - `n`: the number of samples, a positive int.
+    - `key`: a JAX random key (keyword-only, as for every random dataset in
+        `odezoo.data`).
 
     **Returns:**
 
@@ -181,13 +182,15 @@ def toy2d(name: str, key: PRNGKeyArray, n: int) -> Array:
         ```python
         >>> import jax
         >>> from odezoo.data import toy2d
-        >>> x = toy2d("checkerboard", jax.random.key(0), 256)
+        >>> x = toy2d("checkerboard", 256, key=jax.random.key(0))
         >>> x.shape, str(x.dtype), bool((abs(x) <= 4).all())
         ((256, 2), 'float32', True)
 
         ```
     """
     _check_name(name)
+    if isinstance(n, jax.Array) and jax.dtypes.issubdtype(n.dtype, jax.dtypes.prng_key):
+        raise TypeError("toy2d takes the key by keyword, after n: toy2d(name, n, key=key).")
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"`n` must be a positive int, got {n!r}.")
     return _sample(name, key, int(n))

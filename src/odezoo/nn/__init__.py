@@ -3,6 +3,8 @@
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractODEModel as AbstractODEModel
 from ._base import ODEProblem as ODEProblem
+from ._base import check_input as check_input
+from ._base import count_parameters as count_parameters
 from ._classifier import Classifier as Classifier
 from ._cnf import CNF as CNF
 from ._cnf import CNFField as CNFField

@@ -8,20 +8,29 @@ model with `hasattr`.
 - [`AbstractModel`][odezoo.nn.AbstractModel]: any odezoo model: an example shape
   `in_shape`, a batched `apply(xs, *, key=None) -> (out, stats)`, and `batch`.
 - [`AbstractODEModel`][odezoo.nn.AbstractODEModel]: a model that solves an ODE with a
-  [`Solver`][odezoo.Solver]: `solver`, `with_solver` and `ode(x)`.
+  [`Solver`][odezoo.Solver]: `solver` and `ode(x)`.
+
+Any model with an ODE part (itself, or e.g. a Classifier's ODE block) returns it from
+`ode_model()`; `model.ode_model().solver` is how to find a model's solver, and
+`model.with_solver(...)` changes it. [`count_parameters`][odezoo.nn.count_parameters]
+counts a model's parameters.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._errors import InputError
+from .._errors import InputError, OdezooError, SolverError
 from .._solver import Solver, SolveStats
 
 
@@ -49,64 +58,71 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-class AbstractModel(eqx.Module):
-    """Any odezoo model.
+# -- run-time checks and the errors they raise ------------------------------------------
 
-    Concrete models have:
+# The messages of odezoo's run-time input checks (static strings, as equinox needs), so
+# that a failed check is raised as an `InputError` (any other failed run-time check in
+# an ODE model is a failed solve: a `SolverError`).
+_INPUT_MESSAGES: set[str] = set()
 
-    - `in_shape`: the shape of one input example (e.g. `(2,)` or `(1, 8, 8)`), so that
-      a user of `odezoo.zoo.load(name)` can see what to feed it;
-    - `apply(xs, *, key=None) -> (out, stats)`: the batched forward pass, with the
-      solve statistics ([`SolveStats`][odezoo.SolveStats]) or `None` for models
-      without an ODE;
-    - `batch(xs, *, key=None)`: the outputs alone.
+_Method = TypeVar("_Method", bound=Callable)
 
-    Inputs are checked once, by `check_input`, for every model: shape, floating-point
-    dtype. A wrong input raises [`InputError`][odezoo.InputError] naming the expected
-    shape, at trace time, before any work.
-    """
 
-    in_shape: eqx.AbstractVar[tuple[int, ...]]
+def input_error_if(x: PyTree, pred: Array, message: str) -> PyTree:
+    """`equinox.error_if(x, pred, message)`, raised by the models' public methods as an
+    [`InputError`][odezoo.InputError] (outside `jit`): a run-time check of input values."""
+    _INPUT_MESSAGES.add(message)
+    return eqx.error_if(x, pred, message)
 
-    @property
-    def name(self) -> str:
-        """A short description of the model, used in error messages."""
-        return f"{type(self).__name__}(in_shape={self.in_shape})"
 
-    @abc.abstractmethod
-    def apply(
-        self, xs: Array, *, key: PRNGKeyArray | None = None
-    ) -> tuple[Array, SolveStats | None]:
-        """Outputs for a batch `(B, *in_shape)`, and the solve statistics (or `None`)."""
+def _message_of(text: str) -> str:
+    """odezoo's message alone, out of the text of equinox's run-time error."""
+    for marker in ("equinox.EquinoxRuntimeError: ", "_EquinoxRuntimeError: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.split("\n\n", 1)[0].strip()
 
-    def batch(self, xs: Array, *, key: PRNGKeyArray | None = None) -> Array:
-        """Outputs for a batch of shape `(B, *in_shape)`."""
-        return self.apply(xs, key=key)[0]
 
-    def ode_model(self) -> AbstractODEModel | None:
-        """The part of this model that solves an ODE (itself, or an ODE block), or `None`
-        for a model without one."""
-        return None
+def _odezoo_error(model: AbstractModel, err: Exception) -> OdezooError | None:
+    text = str(err)
+    found = [m for m in _INPUT_MESSAGES if m in text]
+    if found:
+        return InputError(max(found, key=len))
+    if model.ode_model() is not None:
+        return SolverError(_message_of(text))
+    return None
 
-    def is_batch(self, x: Array) -> bool:
-        """Whether `x` has one more leading axis than an example."""
-        return jnp.ndim(x) == len(self.in_shape) + 1
 
-    def check_input(self, x: Array, *, batched: bool) -> Array:
-        """`x` as an array, after checking its shape and dtype against `in_shape`.
+def raises_odezoo_errors(method: _Method) -> _Method:
+    """Decorator of the models' public methods: a failed run-time check (an
+    `equinox.EquinoxRuntimeError`) is raised as odezoo's exception, with odezoo's
+    message alone: [`InputError`][odezoo.InputError] for bad input values,
+    [`SolverError`][odezoo.SolverError] for a failed solve. See
+    [`AbstractModel`][odezoo.nn.AbstractModel] for what happens inside `jit`."""
 
-        Raises [`InputError`][odezoo.InputError], at trace time, naming the expected
-        shape (with a hint when `x` looks like a batch, a single example, or a
-        channels-last image).
-        """
-        return check_input(x, self.in_shape, self.name, batched=batched)
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (eqx.EquinoxRuntimeError, eqx.EquinoxTracetimeError) as err:
+            converted = _odezoo_error(self, err)
+            if converted is None:
+                raise
+            raise converted from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_input(x, example_shape: tuple[int, ...], what: str, *, batched: bool) -> Array:
-    """Return `x` as an array after checking its shape (and that it is floating point).
+    """Return `x` as an array after checking it against `example_shape`.
 
-    Shapes are static in JAX, so this raises [`InputError`][odezoo.InputError] at trace
-    time, before any work.
+    Its shape and (floating-point) dtype are static in JAX, so a wrong one raises
+    [`InputError`][odezoo.InputError] at once, also at trace time, naming the expected
+    shape (with a hint when `x` looks like a batch, a single example, or a
+    channels-last image). That its values are finite (no NaN or inf) is checked at run
+    time, with `equinox.error_if`, raised as an `InputError` by the models' methods
+    (see [`AbstractModel`][odezoo.nn.AbstractModel]).
     """
     x = jnp.asarray(x)
     example_shape = tuple(example_shape)
@@ -128,33 +144,117 @@ def check_input(x, example_shape: tuple[int, ...], what: str, *, batched: bool) 
         if jnp.issubdtype(x.dtype, jnp.integer):
             hint = " (convert it, e.g. `x.astype(jnp.float32)`, scaled as in training)"
         raise InputError(f"{what} expected a floating-point input, got dtype {x.dtype}{hint}")
-    return x
+    return input_error_if(
+        x,
+        ~jnp.all(jnp.isfinite(x)),
+        f"{what} got NaN or inf in its input: odezoo models need finite inputs. Find the "
+        "bad values with `~jnp.isfinite(x)`, and drop or impute them first.",
+    )
 
 
-class AbstractODEModel(AbstractModel):
-    """An odezoo model that solves an ODE: it holds a [`Solver`][odezoo.Solver].
+def check_times(ts, t0: float, t1: float, what: str) -> Array:
+    """Return `ts` as an array after checking that they are times at which to save a
+    solve over `[t0, t1]`: a 1-D array (checked at once), of finite times inside the
+    interval, in order from `t0` to `t1` (checked at run time, as `check_input`)."""
+    lo, hi = min(t0, t1), max(t0, t1)
+    order = "increasing" if t1 > t0 else "decreasing"
+    rule = (
+        f"{what}: the times `ts` must be a 1-D array of shape (T,), T >= 1, of finite "
+        f"times inside [{lo:g}, {hi:g}], in {order} order (from t0 = {t0:g} to "
+        f"t1 = {t1:g}; repeats allowed)"
+    )
+    ts = jnp.asarray(ts)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise InputError(f"{rule}; got shape {tuple(ts.shape)}")
+    if not (jnp.issubdtype(ts.dtype, jnp.floating) or jnp.issubdtype(ts.dtype, jnp.integer)):
+        raise InputError(f"{rule}; got dtype {ts.dtype}")
+    steps = jnp.diff(ts) if t1 > t0 else -jnp.diff(ts)
+    bad = ~jnp.all(jnp.isfinite(ts)) | jnp.any(ts < lo) | jnp.any(ts > hi) | jnp.any(steps < 0)
+    return input_error_if(ts, bad, f"{rule}.")
 
-    Concrete models have `solver`, and implement `ode(x)`: the
-    [`ODEProblem`][odezoo.nn.ODEProblem] (vector field, initial state, interval) solved
-    for an input, which [`reversibility_error`][odezoo.reversibility_error] and the
-    benchmarks use. `with_solver` is written once, here.
+
+# -- the interfaces ----------------------------------------------------------------------
+
+
+class AbstractModel(eqx.Module):
+    """Any odezoo model.
+
+    Concrete models have:
+
+    - `in_shape`: the shape of one input example (e.g. `(2,)` or `(1, 8, 8)`), so that
+      a user of `odezoo.zoo.load(name)` can see what to feed it;
+    - `apply(xs, *, key=None) -> (out, stats)`: the batched forward pass, with the
+      solve statistics ([`SolveStats`][odezoo.SolveStats]) or `None` for models
+      without an ODE;
+    - `batch(xs, *, key=None)`: the outputs alone.
+
+    Inputs are checked once, by `check_input`, for every model: shape and
+    floating-point dtype at once (an [`InputError`][odezoo.InputError] naming the
+    expected shape, before any work), finite values at run time.
+
+    **Errors.** Called outside `jit`, the public methods raise odezoo's exceptions with
+    odezoo's message alone: [`InputError`][odezoo.InputError] for bad input (wrong
+    shape or dtype, NaN/inf), [`SolverError`][odezoo.SolverError] for a failed solve
+    (`max_steps` reached, divergence). Inside your own `jax.jit` or `eqx.filter_jit`
+    the run-time checks cannot raise Python exceptions of odezoo's: a failed check
+    raises, when the compiled function runs, an `equinox.EquinoxRuntimeError` (under
+    `eqx.filter_jit`) or a `jax.errors.JaxRuntimeError` (`INTERNAL: CpuCallback error`,
+    under `jax.jit`), whose text contains odezoo's message. To get odezoo's exception,
+    call the model outside `jit` on the failing input; to get NaN outputs instead of
+    an exception (and read `stats.failed`), set `EQX_ON_ERROR=nan` in the environment
+    before starting Python (`EQX_ON_ERROR=breakpoint` opens a debugger there).
+
+    Example:
+
+    ```python
+    import jax, jax.numpy as jnp, odezoo
+
+    net = odezoo.ResNet(2, depth=2, key=jax.random.key(0))
+    assert isinstance(net, odezoo.nn.AbstractModel) and net.in_shape == (2,)
+    try:
+        net(jnp.array([jnp.nan, 0.0]))
+    except odezoo.InputError as e:
+        print(e)        # ResNet(in_shape=(2,)) got NaN or inf in its input: ...
+    ```
     """
 
-    solver: eqx.AbstractVar[Solver]
+    in_shape: eqx.AbstractVar[tuple[int, ...]]
 
-    def ode_model(self) -> AbstractODEModel:
-        return self
+    @property
+    def name(self) -> str:
+        """A short description of the model, used in error messages."""
+        return f"{type(self).__name__}(in_shape={self.in_shape})"
 
     @abc.abstractmethod
-    def ode(self, x: Array) -> ODEProblem:
-        """The [`ODEProblem`][odezoo.nn.ODEProblem] this model solves for `x` (one
-        example, or a batch)."""
+    def apply(
+        self, xs: Array, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, SolveStats | None]:
+        """Outputs for a batch `(B, *in_shape)`, and the solve statistics (or `None`)."""
+
+    def batch(self, xs: Array, *, key: PRNGKeyArray | None = None) -> Array:
+        """Outputs for a batch of shape `(B, *in_shape)`."""
+        return self.apply(xs, key=key)[0]
+
+    def ode_model(self) -> AbstractODEModel | None:
+        """The part of this model that solves an ODE (itself, or an ODE block), or `None`
+        for a model without one. `model.ode_model().solver` is the model's solver."""
+        return None
+
+    def is_batch(self, x: Array) -> bool:
+        """Whether `x` has one more leading axis than an example."""
+        return jnp.ndim(x) == len(self.in_shape) + 1
+
+    def check_input(self, x: Array, *, batched: bool) -> Array:
+        """`x` as an array, after checking its shape, dtype and values against
+        `in_shape` (see [`check_input`][odezoo.nn.check_input])."""
+        return check_input(x, self.in_shape, self.name, batched=batched)
 
     def with_solver(
         self, solver: Solver | diffrax.AbstractSolver | None = None, **changes: Any
-    ) -> AbstractODEModel:
-        """A copy with another solver, or with some solver fields changed: how a trained
-        model trades speed for precision at test time, without retraining.
+    ) -> AbstractModel:
+        """A copy whose ODE (`ode_model()`) uses another solver, or some changed solver
+        fields: how a trained model trades speed for precision at test time, without
+        retraining. Raises [`InputError`][odezoo.InputError] for a model without an ODE.
 
         Arguments:
 
@@ -171,9 +271,16 @@ class AbstractODEModel(AbstractModel):
         model = odezoo.ODENet(2, key=jax.random.key(0))
         loose = model.with_solver(rtol=1e-2, atol=1e-2)
         euler = model.with_solver(diffrax.Euler(), dt0=0.05)
+        tsit5 = model.with_solver(solver=diffrax.Tsit5())
         precise = model.with_solver(odezoo.Solver(rtol=1e-8, atol=1e-8))
         ```
         """
+        ode = self.ode_model()
+        if ode is None:
+            raise InputError(
+                f"{self.name} solves no ODE, so it has no solver to change: with_solver "
+                "applies to ODE models (ODENet, CNF, a Classifier with an ODE block)"
+            )
         if isinstance(solver, Solver):
             if changes:
                 raise InputError(
@@ -184,10 +291,50 @@ class AbstractODEModel(AbstractModel):
         elif solver is None or isinstance(solver, diffrax.AbstractSolver):
             if solver is not None:
                 changes = {"solver": solver, **changes}
-            new = self.solver.replace(**changes)
+            new = ode.solver.replace(**changes)
         else:
             raise InputError(
                 f"with_solver expects an odezoo.Solver or a diffrax solver, got "
                 f"{type(solver).__name__}"
             )
-        return eqx.tree_at(lambda m: m.solver, self, new)
+        return eqx.tree_at(lambda m: m.ode_model().solver, self, new)
+
+
+class AbstractODEModel(AbstractModel):
+    """An odezoo model that solves an ODE: it holds a [`Solver`][odezoo.Solver].
+
+    Concrete models have `solver`, and implement `ode(x)`: the
+    [`ODEProblem`][odezoo.nn.ODEProblem] (vector field, initial state, interval) solved
+    for an input, which [`reversibility_error`][odezoo.reversibility_error] and the
+    benchmarks use. Their `with_solver` is
+    [`AbstractModel.with_solver`][odezoo.nn.AbstractModel.with_solver].
+    """
+
+    solver: eqx.AbstractVar[Solver]
+
+    def ode_model(self) -> AbstractODEModel:
+        """This model itself."""
+        return self
+
+    @abc.abstractmethod
+    def ode(self, x: Array) -> ODEProblem:
+        """The [`ODEProblem`][odezoo.nn.ODEProblem] this model solves for `x` (one
+        example, or a batch)."""
+
+
+def count_parameters(model: PyTree) -> int:
+    """The number of parameters of `model`: the elements of its array leaves (also of a
+    model built under `jax.eval_shape`, whose leaves are `jax.ShapeDtypeStruct`s).
+
+    Example:
+
+    ```python
+    import jax, odezoo
+
+    mlp = odezoo.MLP(2, 1, width_size=4, key=jax.random.key(0))
+    assert odezoo.nn.count_parameters(mlp) == (2 * 4 + 4) + (4 * 1 + 1)
+    ```
+    """
+    leaves = jax.tree_util.tree_leaves(model)
+    arrays = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
+    return sum(int(np.prod(np.shape(x))) for x in leaves if isinstance(x, arrays))

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
 from .._solver import Solver, SolveStats, check_solution, solve
-from ._checks import check_input
+from ._arguments import as_bool, as_float, as_int
+from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
 from ._dynamics import ConcatSquashMLP
-from ._odenet import _with_solver
 
 
 class CNFField(eqx.Module):
@@ -68,7 +69,7 @@ class SampleField(eqx.Module):
         return self.field.velocity(s, z)
 
 
-class CNF(eqx.Module):
+class CNF(AbstractODEModel):
     """A continuous normalizing flow (FFJORD, Grathwohl et al. 2019).
 
     Data `x` flows to `z = z(T)` under `dz/dt = f(t, z)` through one or more stacked
@@ -107,6 +108,10 @@ class CNF(eqx.Module):
     logp_est = big.log_prob(jnp.zeros(64), key=jax.random.key(3))
     ```
 
+    A failed solve raises [`SolverError`][odezoo.SolverError], NaN/inf data an
+    [`InputError`][odezoo.InputError] (outside `jit`; see
+    [`AbstractModel`][odezoo.nn.AbstractModel] for what happens inside it).
+
     !!! warning
 
         The Hutchinson log-density is an unbiased *estimate* of the log-determinant
@@ -136,25 +141,25 @@ class CNF(eqx.Module):
         solver: Solver | None = None,
         key: PRNGKeyArray,
     ):
-        if data_size < 1:
-            raise ValueError(f"data_size must be >= 1, got {data_size}")
-        if num_blocks < 1:
-            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-        if not time > 0:
-            raise ValueError(f"time must be positive, got {time}")
+        data_size = as_int("data_size", data_size, minimum=1)
+        num_blocks = as_int("num_blocks", num_blocks, minimum=1)
+        time = as_float("time", time, positive=True)
+        learn_time = as_bool("learn_time", learn_time)
+        kinetic = as_float("kinetic", kinetic, nonnegative=True)
+        jacobian = as_float("jacobian", jacobian, nonnegative=True)
         if trace == "auto":
             trace = "exact" if data_size <= 16 else "hutchinson"
         if trace not in ("exact", "hutchinson"):
-            raise ValueError(f"unknown trace {trace!r}; choose 'exact', 'hutchinson' or 'auto'")
+            raise InputError(f"unknown trace {trace!r}; choose 'exact', 'hutchinson' or 'auto'")
         if probe not in ("rademacher", "gaussian"):
-            raise ValueError(f"unknown probe {probe!r}; choose 'rademacher' or 'gaussian'")
-        if kinetic < 0 or jacobian < 0:
-            raise ValueError("regularisation weights must be >= 0")
+            raise InputError(f"unknown probe {probe!r}; choose 'rademacher' or 'gaussian'")
+        if solver is not None and not isinstance(solver, Solver):
+            raise InputError(f"solver must be an odezoo.Solver, got {type(solver).__name__}")
         if dynamics is None:
             keys = jax.random.split(key, num_blocks)
             dynamics = tuple(ConcatSquashMLP(data_size, tuple(hidden), key=k) for k in keys)
         elif len(dynamics) != num_blocks:
-            raise ValueError(f"got {len(dynamics)} dynamics modules for {num_blocks} blocks")
+            raise InputError(f"got {len(dynamics)} dynamics modules for {num_blocks} blocks")
         regularize = kinetic > 0 or jacobian > 0
         self.fields = tuple(
             CNFField(d, jnp.asarray(math.sqrt(time)), trace, probe, regularize, learn_time)
@@ -162,8 +167,13 @@ class CNF(eqx.Module):
         )
         self.solver = Solver(rtol=1e-5, atol=1e-5) if solver is None else solver
         self.data_size = data_size
-        self.kinetic = float(kinetic)
-        self.jacobian = float(jacobian)
+        self.kinetic = kinetic
+        self.jacobian = jacobian
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        """The shape of one example, `(data_size,)`."""
+        return (self.data_size,)
 
     @property
     def trace(self) -> str:
@@ -175,12 +185,14 @@ class CNF(eqx.Module):
         """The integration time of each block."""
         return jnp.stack([f.time() for f in self.fields])
 
-    def _name(self) -> str:
+    @property
+    def name(self) -> str:
+        """A short description of the model, used in error messages."""
         return f"CNF(data_size={self.data_size}, blocks={len(self.fields)}, trace={self.trace})"
 
     def _probe(self, key, shape, dtype):
         if key is None:
-            raise ValueError(
+            raise InputError(
                 "a CNF with trace='hutchinson' needs a PRNG key for its probes: "
                 "pass key=..., or use with_trace('exact')"
             )
@@ -203,7 +215,7 @@ class CNF(eqx.Module):
             out, stats = solve(
                 self.solver, field, state, t0=0.0, t1=1.0, batched=batched, example_args=ex
             )
-            out = check_solution(out, stats, what=self._name(), solver=self.solver, t0=0, t1=1)
+            out = check_solution(out, stats, what=self.name, solver=self.solver, t0=0, t1=1)
             z, logdet = out[0], logdet + out[1]
             if field.regularize:
                 reg = reg + jnp.stack([out[2], out[3]], axis=-1)
@@ -211,77 +223,66 @@ class CNF(eqx.Module):
         base = -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * self.data_size * math.log(2 * math.pi)
         return base + logdet, reg, SolveStats.combine(all_stats)
 
+    @raises_odezoo_errors
     def log_prob(self, x: Array, *, key: PRNGKeyArray | None = None) -> Array:
         """Log-density of one example `(data_size,)` (a scalar).
 
         `key` draws the probe for the Hutchinson trace; unused for the exact trace.
         """
-        x = check_input(x, (self.data_size,), self._name(), batched=False)
+        x = self.check_input(x, batched=False)
         return self._flow(x, key, batched=False)[0]
 
+    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, SolveStats]:
         """Log-densities of a batch `(B, data_size)`, and the solve statistics."""
-        xs = check_input(xs, (self.data_size,), self._name(), batched=True)
+        xs = self.check_input(xs, batched=True)
         logp, _, stats = self._flow(xs, key, batched=True)
         return logp, stats
 
-    def batch(self, xs: Array, *, key: PRNGKeyArray | None = None) -> Array:
-        """Log-densities of a batch `(B, data_size)`."""
-        return self.apply(xs, key=key)[0]
-
+    @raises_odezoo_errors
     def regularized(
         self, xs: Array, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, Array, SolveStats]:
         """`(log p (B,), penalty (B,), stats)` with the RNODE penalty
         `kinetic * ∫|f|² + jacobian * ∫|∂f/∂z|²_F` of each example (zero when both
         weights are zero). Training minimises `mean(-log p + penalty)`."""
-        xs = check_input(xs, (self.data_size,), self._name(), batched=True)
+        xs = self.check_input(xs, batched=True)
         logp, reg, stats = self._flow(xs, key, batched=True)
         penalty = self.kinetic * reg[:, 0] + self.jacobian * reg[:, 1]
         return logp, penalty, stats
 
+    @raises_odezoo_errors
     def sample(self, key: PRNGKeyArray, n: int) -> Array:
         """`n` samples `(n, data_size)`: base samples flowed backwards through the blocks."""
         return self.sample_with_stats(key, n)[0]
 
+    @raises_odezoo_errors
     def sample_with_stats(self, key: PRNGKeyArray, n: int) -> tuple[Array, SolveStats]:
         """Like [`sample`][odezoo.CNF.sample], with the solve statistics."""
-        if not (isinstance(n, int) and n > 0):
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = as_int("n", n, minimum=1)
         z = jax.random.normal(key, (n, self.data_size))
         all_stats = []
         for field in reversed(self.fields):
             z, stats = solve(self.solver, SampleField(field), z, t0=1.0, t1=0.0, batched=True)
-            z = check_solution(z, stats, what=self._name(), solver=self.solver, t0=1, t1=0)
+            z = check_solution(z, stats, what=self.name, solver=self.solver, t0=1, t1=0)
             all_stats.append(stats)
         return z, SolveStats.combine(all_stats)
-
-    def with_solver(self, solver: Solver | None = None, **changes: Any) -> CNF:
-        """A copy with another solver, or with some solver fields changed."""
-        return _with_solver(self, solver, changes)
 
     def with_trace(self, trace: Literal["exact", "hutchinson"]) -> CNF:
         """A copy that computes the trace exactly or by Hutchinson's estimator."""
         if trace not in ("exact", "hutchinson"):
-            raise ValueError(f"unknown trace {trace!r}; choose 'exact' or 'hutchinson'")
-        fields = tuple(_replace(f, trace=trace) for f in self.fields)
+            raise InputError(f"unknown trace {trace!r}; choose 'exact' or 'hutchinson'")
+        fields = tuple(dataclasses.replace(f, trace=trace) for f in self.fields)
         return eqx.tree_at(lambda m: m.fields, self, fields)
 
-    def ode(self, x: Array):
-        """`(field, y0, t0, t1, batched)` of the first block's ODE for `x`, one example or
-        a batch (exact trace only)."""
+    def ode(self, x: Array) -> ODEProblem:
+        """The [`ODEProblem`][odezoo.nn.ODEProblem] of the first block for `x`, one
+        example or a batch (exact trace only)."""
         if self.trace != "exact":
-            raise ValueError("ode() is available for the exact trace; use with_trace('exact')")
-        x = jnp.asarray(x)
-        batched = x.ndim == 2
-        x = check_input(x, (self.data_size,), self._name(), batched=batched)
+            raise InputError("ode() is available for the exact trace; use with_trace('exact')")
+        batched = self.is_batch(x)
+        x = self.check_input(x, batched=batched)
         zero = jnp.zeros(x.shape[:1] if batched else (), x.dtype)
         field = self.fields[0]
         state = (x, zero) if not field.regularize else (x, zero, zero, zero)
-        return field, state, 0.0, 1.0, batched
-
-
-def _replace(field: CNFField, **changes) -> CNFField:
-    kw = {f.name: getattr(field, f.name) for f in dataclasses.fields(field)}
-    kw.update(changes)
-    return CNFField(**kw)
+        return ODEProblem(field, state, 0.0, 1.0, batched)

@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import check_input
+from .._errors import InputError
+from ._arguments import as_float, as_int
+from ._base import AbstractModel, raises_odezoo_errors
 
 
 def init_linear(
@@ -17,7 +19,7 @@ def init_linear(
 ) -> eqx.nn.Linear:
     """An `eqx.nn.Linear`, with equinox's default init or N(0, 1) x `scale` (the seed's)."""
     if init not in ("default", "normal"):
-        raise ValueError(f"unknown init {init!r}; choose 'default' or 'normal'")
+        raise InputError(f"unknown init {init!r}; choose 'default' or 'normal'")
     wkey, bkey, lkey = jax.random.split(key, 3)
     layer = eqx.nn.Linear(in_size, out_size, key=lkey)
     if init == "normal":
@@ -31,6 +33,7 @@ def linear_stack(
     sizes: list[int], *, init: str, scale: float, key: PRNGKeyArray
 ) -> tuple[eqx.nn.Linear, ...]:
     """Linear layers `sizes[0] -> sizes[1] -> ...`, initialised by `init_linear`."""
+    scale = as_float("init_scale", scale)
     keys = jax.random.split(key, len(sizes) - 1)
     return tuple(
         init_linear(a, b, init=init, scale=scale, key=k)
@@ -38,7 +41,7 @@ def linear_stack(
     )
 
 
-class MLP(eqx.Module):
+class MLP(AbstractModel):
     """A multilayer perceptron on vectors.
 
     Arguments:
@@ -81,28 +84,35 @@ class MLP(eqx.Module):
         init_scale: float = 1.0,
         key: PRNGKeyArray,
     ):
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0, got {depth}")
+        in_size = as_int("in_size", in_size, minimum=1)
+        out_size = as_int("out_size", out_size, minimum=1)
+        depth = as_int("depth", depth, minimum=0)
+        if depth > 0:
+            width_size = as_int("width_size", width_size, minimum=1)
         sizes = [in_size] + [width_size] * depth + [out_size]
         self.layers = linear_stack(sizes, init=init, scale=init_scale, key=key)
         self.activation = activation
         self.in_size = in_size
         self.out_size = out_size
 
-    def _forward(self, x: Array) -> Array:
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        """The shape of one example, `(in_size,)`."""
+        return (self.in_size,)
+
+    def forward(self, x: Array) -> Array:
+        """The output for one example, without the input check (for use inside other
+        models, e.g. as a [`ResNet`][odezoo.ResNet]'s block)."""
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
 
+    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
-        x = check_input(x, (self.in_size,), "MLP", batched=False)
-        return self._forward(x)
+        """The output for one example of shape `(in_size,)`."""
+        return self.forward(self.check_input(x, batched=False))
 
-    def apply(self, xs: Array, *, key: PRNGKeyArray | None = None):
+    @raises_odezoo_errors
+    def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, None]:
         """Batched forward pass: `(outputs, None)` (no solver statistics for an MLP)."""
-        xs = check_input(xs, (self.in_size,), "MLP", batched=True)
-        return jax.vmap(self._forward)(xs), None
-
-    def batch(self, xs: Array) -> Array:
-        """Outputs for a batch of shape `(B, in_size)`."""
-        return self.apply(xs)[0]
+        return jax.vmap(self.forward)(self.check_input(xs, batched=True)), None

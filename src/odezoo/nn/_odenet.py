@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
 from .._solver import Solver, SolveStats, check_solution, solve
-from ._checks import check_input
+from ._arguments import as_float, as_int, as_shape
+from ._base import AbstractODEModel, ODEProblem, check_times, raises_odezoo_errors
 from ._dynamics import ConcatMLP
 
 
@@ -28,7 +29,7 @@ class DynamicsField(eqx.Module):
         return self.dynamics(t, y)
 
 
-class ODENet(eqx.Module):
+class ODENet(AbstractODEModel):
     """A dynamics network `f(t, y)` integrated from `t0` to `t1`: `x -> y(t1)`, `y(t0) = x`.
 
     With `augment=k > 0` this is the augmented ODE-Net of Dupont et al. (2019): `k`
@@ -63,6 +64,10 @@ class ODENet(eqx.Module):
     anode = odezoo.ODENet(2, augment=5, key=jax.random.key(1))
     fast = net.with_solver(rtol=1e-2, atol=1e-2)               # no retraining
     ```
+
+    A failed solve raises [`SolverError`][odezoo.SolverError], NaN/inf input an
+    [`InputError`][odezoo.InputError] (outside `jit`; see
+    [`AbstractModel`][odezoo.nn.AbstractModel] for what happens inside it).
     """
 
     dynamics: eqx.Module
@@ -90,18 +95,22 @@ class ODENet(eqx.Module):
         t1: float = 1.0,
         key: PRNGKeyArray,
     ):
-        in_shape = (in_shape,) if isinstance(in_shape, int) else tuple(in_shape)
-        if not in_shape or any(s < 1 for s in in_shape):
-            raise ValueError(f"in_shape must be a non-empty shape of positive sizes: {in_shape}")
-        if augment < 0:
-            raise ValueError(f"augment must be >= 0, got {augment}")
+        in_shape = as_shape("in_shape", in_shape)
+        augment = as_int("augment", augment, minimum=0)
+        t0, t1 = as_float("t0", t0), as_float("t1", t1)
         if t1 == t0:
-            raise ValueError("t1 must differ from t0")
+            raise InputError(f"t1 must differ from t0, got t0 = t1 = {t0:g}")
+        if out_size is not None:
+            out_size = as_int("out_size", out_size, minimum=1)
+            if len(in_shape) != 1:
+                raise InputError("out_size (a linear head) needs vector states; use a Classifier")
+        if solver is not None and not isinstance(solver, Solver):
+            raise InputError(f"solver must be an odezoo.Solver, got {type(solver).__name__}")
         dkey, hkey = jax.random.split(key)
         state_size = in_shape[0] + augment
         if dynamics is None:
             if len(in_shape) != 1:
-                raise ValueError(
+                raise InputError(
                     f"the default MLP dynamics is for vector states; for shape {in_shape} "
                     "pass `dynamics=` (e.g. odezoo.nn.ConvDynamics)"
                 )
@@ -114,15 +123,13 @@ class ODENet(eqx.Module):
                 init_scale=init_scale,
                 key=dkey,
             )
-        if out_size is not None and len(in_shape) != 1:
-            raise ValueError("out_size (a linear head) needs vector states; use a Classifier")
         self.dynamics = dynamics
         self.head = None if out_size is None else eqx.nn.Linear(state_size, out_size, key=hkey)
         self.solver = Solver() if solver is None else solver
         self.in_shape = in_shape
         self.augment = augment
-        self.t0 = float(t0)
-        self.t1 = float(t1)
+        self.t0 = t0
+        self.t1 = t1
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -131,7 +138,9 @@ class ODENet(eqx.Module):
         """Shape of the integrated (augmented) state of one example."""
         return (self.in_shape[0] + self.augment, *self.in_shape[1:])
 
-    def _name(self) -> str:
+    @property
+    def name(self) -> str:
+        """A short description of the model, used in error messages."""
         return f"ODENet(in_shape={self.in_shape}, augment={self.augment})"
 
     def _augment(self, x: Array) -> Array:
@@ -145,6 +154,11 @@ class ODENet(eqx.Module):
             return self.head(y)
         return y[: self.in_shape[0]]
 
+    def _initial_state(self, x: Array) -> tuple[Array, bool]:
+        batched = self.is_batch(x)
+        x = self.check_input(x, batched=batched)
+        return (jax.vmap(self._augment)(x) if batched else self._augment(x)), batched
+
     def _solve(self, y0, *, batched: bool, ts=None) -> tuple[Array, SolveStats]:
         ys, stats = solve(
             self.solver,
@@ -155,82 +169,53 @@ class ODENet(eqx.Module):
             ts=ts,
             batched=batched,
         )
-        ys = check_solution(
-            ys, stats, what=self._name(), solver=self.solver, t0=self.t0, t1=self.t1
-        )
+        ys = check_solution(ys, stats, what=self.name, solver=self.solver, t0=self.t0, t1=self.t1)
         return ys, stats
 
     # -- public API -------------------------------------------------------------------------
 
+    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
         """The output for one example of shape `in_shape`."""
-        x = check_input(x, self.in_shape, self._name(), batched=False)
+        x = self.check_input(x, batched=False)
         y1, _ = self._solve(self._augment(x), batched=False)
         return self._readout(y1)
 
+    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, SolveStats]:
         """Outputs for a batch `(B, *in_shape)` and the solve's statistics.
 
         The batch is solved as `self.solver.batching` says: as one ODE (default) or as
         independent per-example solves.
         """
-        xs = check_input(xs, self.in_shape, self._name(), batched=True)
+        xs = self.check_input(xs, batched=True)
         y1, stats = self._solve(jax.vmap(self._augment)(xs), batched=True)
         return jax.vmap(self._readout)(y1), stats
 
-    def batch(self, xs: Array) -> Array:
-        """Outputs for a batch of shape `(B, *in_shape)`."""
-        return self.apply(xs)[0]
-
+    @raises_odezoo_errors
     def trajectory(self, x: Array, ts: Array) -> Array:
         """The full (augmented) state at times `ts`.
 
         Arguments:
 
         - `x`: one example `in_shape`, or a batch `(B, *in_shape)`.
-        - `ts`: increasing times in `[t0, t1]`, shape `(T,)`.
+        - `ts`: times of shape `(T,)` inside `[t0, t1]`, in order from `t0` to `t1`
+          (increasing when `t1 > t0`; repeats allowed). Anything else raises
+          [`InputError`][odezoo.InputError].
 
         Returns:
 
         `(T, *state_shape)` for one example, `(T, B, *state_shape)` for a batch: the
         "activation trajectories" of the seed chapter.
         """
-        x = jnp.asarray(x)
-        batched = x.ndim == len(self.in_shape) + 1
-        x = check_input(x, self.in_shape, self._name(), batched=batched)
-        y0 = jax.vmap(self._augment)(x) if batched else self._augment(x)
-        ys, _ = self._solve(y0, batched=batched, ts=jnp.asarray(ts))
+        y0, batched = self._initial_state(x)
+        ts = check_times(ts, self.t0, self.t1, self.name)
+        ys, _ = self._solve(y0, batched=batched, ts=ts)
         return ys
 
-    def with_solver(self, solver: Solver | None = None, **changes: Any) -> ODENet:
-        """A copy with another solver, or with some solver fields changed.
-
-        This is how a trained model trades speed for precision at test time.
-
-        Example:
-
-        ```python
-        loose = model.with_solver(rtol=1e-2, atol=1e-2)
-        precise = model.with_solver(odezoo.Solver(rtol=1e-8, atol=1e-8))
-        ```
-        """
-        return _with_solver(self, solver, changes)
-
-    def ode(self, x: Array):
-        """`(field, y0, t0, t1, batched)` of the ODE this model solves for `x`, one example
-        or a batch (used by [`reversibility_error`][odezoo.reversibility_error] and the
-        benchmarks)."""
-        x = jnp.asarray(x)
-        batched = x.ndim == len(self.in_shape) + 1
-        x = check_input(x, self.in_shape, self._name(), batched=batched)
-        y0 = jax.vmap(self._augment)(x) if batched else self._augment(x)
-        return DynamicsField(self.dynamics), y0, self.t0, self.t1, batched
-
-
-def _with_solver(model, solver, changes):
-    if solver is not None and changes:
-        raise ValueError("pass either a Solver or field changes, not both")
-    new = solver if solver is not None else model.solver.replace(**changes)
-    if not isinstance(new, Solver):
-        raise ValueError(f"expected an odezoo.Solver, got {type(new).__name__}")
-    return eqx.tree_at(lambda m: m.solver, model, new)
+    def ode(self, x: Array) -> ODEProblem:
+        """The [`ODEProblem`][odezoo.nn.ODEProblem] this model solves for `x`, one
+        example or a batch (used by [`reversibility_error`][odezoo.reversibility_error]
+        and the benchmarks)."""
+        y0, batched = self._initial_state(x)
+        return ODEProblem(DynamicsField(self.dynamics), y0, self.t0, self.t1, batched)

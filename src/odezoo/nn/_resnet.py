@@ -9,11 +9,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import check_input
+from .._errors import InputError
+from ._arguments import as_int, as_shape
+from ._base import AbstractModel, raises_odezoo_errors
 from ._mlp import MLP
 
 
-class ResNet(eqx.Module):
+class ResNet(AbstractModel):
     """A chain of residual blocks, `x <- x + block_k(x)` for k = 1..depth.
 
     The discrete ancestor of the ODE-Net: each block is one Euler step of size 1. Unlike
@@ -60,23 +62,22 @@ class ResNet(eqx.Module):
         blocks: Sequence[eqx.Module] | None = None,
         key: PRNGKeyArray | None = None,
     ):
-        self.in_shape = (size,) if isinstance(size, int) else tuple(size)
+        self.in_shape = as_shape("size", size)
         if blocks is not None:
             if len(blocks) < 1:
-                raise ValueError("blocks must hold at least one block")
+                raise InputError("blocks must hold at least one block")
             self.blocks = tuple(blocks)
             return
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+        depth = as_int("depth", depth, minimum=1)
         if len(self.in_shape) != 1:
-            raise ValueError(f"MLP blocks need vector inputs; for {self.in_shape} pass blocks=")
+            raise InputError(f"MLP blocks need vector inputs; for {self.in_shape} pass blocks=")
         if key is None:
-            raise ValueError("a key is needed to initialise the blocks")
+            raise InputError("a key is needed to initialise the blocks")
         keys = jax.random.split(key, depth)
         self.blocks = tuple(
             MLP(
-                size,
-                size,
+                self.in_shape[0],
+                self.in_shape[0],
                 width_size,
                 block_depth,
                 activation=activation,
@@ -94,28 +95,27 @@ class ResNet(eqx.Module):
 
     @staticmethod
     def _apply_block(block, x):
-        return block._forward(x) if isinstance(block, MLP) else block(x)
+        return block.forward(x) if isinstance(block, MLP) else block(x)
 
     def _forward(self, x: Array) -> Array:
         for block in self.blocks:
             x = x + self._apply_block(block, x)
         return x
 
+    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
-        return self._forward(check_input(x, self.in_shape, "ResNet", batched=False))
+        """The output for one example of shape `in_shape`."""
+        return self._forward(self.check_input(x, batched=False))
 
-    def apply(self, xs: Array, *, key: PRNGKeyArray | None = None):
+    @raises_odezoo_errors
+    def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, None]:
         """Batched forward pass: `(outputs, None)`."""
-        xs = check_input(xs, self.in_shape, "ResNet", batched=True)
-        return jax.vmap(self._forward)(xs), None
+        return jax.vmap(self._forward)(self.check_input(xs, batched=True)), None
 
-    def batch(self, xs: Array) -> Array:
-        """Outputs for a batch of shape `(B, *in_shape)`."""
-        return self.apply(xs)[0]
-
+    @raises_odezoo_errors
     def trajectory(self, x: Array) -> Array:
         """The hidden state after each block, `(depth + 1, *in_shape)`, input first."""
-        x = check_input(x, self.in_shape, "ResNet", batched=False)
+        x = self.check_input(x, batched=False)
         states = [x]
         for block in self.blocks:
             x = x + self._apply_block(block, x)

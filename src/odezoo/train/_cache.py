@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 CACHE_ENV = "ODEZOO_JAX_CACHE_DIR"
 _OFF = ("", "0", "off", "none", "false")
@@ -14,14 +17,6 @@ _OFF = ("", "0", "off", "none", "false")
 def default_cache_dir() -> Path | None:
     """Where compiled programs are cached: `$ODEZOO_JAX_CACHE_DIR` if set (`"off"`
     disables the cache), else `$XDG_CACHE_HOME/odezoo/jax`, else `~/.cache/odezoo/jax`.
-
-    Example:
-
-    ```python
-    from odezoo.train import default_cache_dir
-
-    print(default_cache_dir())
-    ```
     """
     env = os.environ.get(CACHE_ENV)
     if env is not None:
@@ -42,7 +37,7 @@ def enable_compilation_cache(
 
     Arguments:
 
-    - `path`: the cache directory; default [`default_cache_dir`][odezoo.train.default_cache_dir].
+    - `path`: the cache directory; default `default_cache_dir`.
     - `min_compile_time_secs`: skip caching programs that compile faster than this.
 
     Returns:
@@ -68,40 +63,47 @@ def enable_compilation_cache(
 
 
 def errors_as_nan() -> bool:
-    """Make equinox's run-time checks return NaN instead of raising, in this process.
+    """Ask equinox to return NaN instead of raising from its run-time checks, with its
+    documented setting `EQX_ON_ERROR=nan`; return whether this process does.
 
     odezoo's models check every solve with `equinox.error_if`, which raises through a
     host callback; JAX's persistent compilation cache does not store programs with host
-    callbacks, so without this the train step of an ODE model is compiled afresh by
-    every process. [`fit`][odezoo.train.fit] needs no callback: it reads solver
-    failures (`max_steps`) from the solve statistics and NaN/inf from the loss, and
-    stops with a [`TrainingError`][odezoo.train.TrainingError] either way. The `odezoo`
-    CLI calls this at start-up.
+    callbacks, so with equinox's default the train step of an ODE model is compiled
+    afresh by every process. [`fit`][odezoo.train.fit] needs no callback: it reads solver
+    failures from the solve statistics and NaN/inf from the loss, and stops with a
+    [`TrainingError`][odezoo.train.TrainingError] either way.
 
-    Call it before anything is traced (equinox caches its checks by call site). Outside
-    `fit`, a failed solve then gives NaN instead of an exception, so check
-    `stats.failed`.
+    Equinox reads `EQX_ON_ERROR` once, when it is imported, and `import odezoo` imports
+    it. So the setting takes effect in a process started with it (`EQX_ON_ERROR=nan
+    odezoo train ...`, or `os.environ["EQX_ON_ERROR"] = "nan"` before the first
+    `import odezoo`/`import equinox`). This function sets it in `os.environ`, so that
+    processes started from this one inherit it, and tells whether equinox in this
+    process returns NaN. Outside `fit`, a failed solve then gives NaN instead of an
+    exception, so check `stats.failed`.
 
     Returns:
 
-    `True` if the switch was made; `False` if this version of equinox does not allow it
-    (checks then keep raising, which `fit` handles too).
+    `True` when equinox's checks return NaN in this process; `False` when equinox was
+    imported with another setting (its checks keep raising, which `fit` handles too).
 
     Example:
 
     ```python
-    from odezoo.train import errors_as_nan, enable_compilation_cache
+    from odezoo.train import errors_as_nan
 
-    errors_as_nan()
-    enable_compilation_cache()
+    print(errors_as_nan())   # True when started with EQX_ON_ERROR=nan
     ```
     """
+    previous = os.environ.get("EQX_ON_ERROR")
+    os.environ["EQX_ON_ERROR"] = "nan"
+    return previous == "nan" and _checks_return_nan()
+
+
+@functools.cache
+def _checks_return_nan() -> bool:
+    """Whether `equinox.error_if` returns NaN in this process (tried once)."""
     try:
-        from equinox import _config, _errors
-    except ImportError:  # pragma: no cover
+        out = eqx.error_if(jnp.zeros(()), jnp.asarray(True), "odezoo: EQX_ON_ERROR probe")
+    except eqx.EquinoxRuntimeError:
         return False
-    if not (hasattr(_errors, "EQX_ON_ERROR") and hasattr(_config, "EQX_ON_ERROR")):
-        return False  # pragma: no cover
-    _config.EQX_ON_ERROR = "nan"
-    _errors.EQX_ON_ERROR = "nan"
-    return True
+    return bool(jnp.isnan(out))

@@ -14,6 +14,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._errors import CheckpointError
@@ -35,14 +36,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     contents: write a temporary file in the same directory, flush and fsync it, then
     `os.replace` it onto `path` (and fsync the directory). A crash or kill mid-write
     leaves the previous file intact.
-
-    Example:
-
-    ```python
-    from odezoo.train import atomic_write_bytes
-
-    atomic_write_bytes("/tmp/hello.txt", b"hello")
-    ```
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +99,7 @@ def _first_difference(saved: list[str], current: list[str]) -> str:
 
 @dataclasses.dataclass
 class Checkpoint:
-    """What [`load_checkpoint`][odezoo.train.load_checkpoint] returns.
+    """What `load_checkpoint` returns.
 
     Fields: `model`, `opt_state`, `step` (completed training steps), `key` (raw PRNG
     key data, `jax.random.key_data` of the training key), and `header` (the JSON
@@ -134,7 +127,7 @@ def save_checkpoint(
     config_hash: str | None = None,
 ) -> None:
     """Save a training state atomically (see
-    [`atomic_write_bytes`][odezoo.train.atomic_write_bytes]).
+    `atomic_write_bytes`).
 
     The file is a magic line, a JSON header (format version, step, a signature of the
     tree's leaf paths/shapes/dtypes, the run's config hash, and the payload's length and
@@ -147,20 +140,6 @@ def save_checkpoint(
     - `step`: the number of completed training steps.
     - `key`: the raw data of the training PRNG key (`jax.random.key_data(key)`).
     - `config_hash`: optional fingerprint of the run's config, checked on resume.
-
-    Example:
-
-    ```python
-    import jax, optax, odezoo
-    from odezoo.train import load_checkpoint, save_checkpoint
-
-    net = odezoo.MLP(1, 1, key=jax.random.key(0))
-    opt = optax.adam(1e-3)
-    state = opt.init(net)
-    key = jax.random.key_data(jax.random.key(1))
-    save_checkpoint("/tmp/ck.ckpt", model=net, opt_state=state, step=0, key=key)
-    ck = load_checkpoint("/tmp/ck.ckpt", model=net, opt_state=state, key=key)
-    ```
     """
     tree = _state(model, opt_state, key)
     buf = io.BytesIO()
@@ -239,7 +218,7 @@ def load_checkpoint(
     key,
     config_hash: str | None = None,
 ) -> Checkpoint:
-    """Load a checkpoint written by [`save_checkpoint`][odezoo.train.save_checkpoint].
+    """Load a checkpoint written by `save_checkpoint`.
 
     Arguments:
 
@@ -251,12 +230,11 @@ def load_checkpoint(
 
     Returns:
 
-    A [`Checkpoint`][odezoo.train.Checkpoint].
+    A `Checkpoint`.
 
     Raises [`CheckpointError`][odezoo.train.CheckpointError] naming what mismatched
     (architecture, optimiser, config) or what is wrong with the file.
 
-    Example: see [`save_checkpoint`][odezoo.train.save_checkpoint].
     """
     header, payload = read_header(path)
     template = _state(model, opt_state, key)
@@ -311,24 +289,125 @@ def save_model(path: str | os.PathLike, model) -> None:
 
 def load_model(path: str | os.PathLike, like):
     """Load weights saved by [`save_model`][odezoo.train.save_model] into a model of the
-    same architecture `like`; raises [`CheckpointError`][odezoo.train.CheckpointError]
-    for a missing, truncated or mismatched file."""
+    same architecture as `like` (a freshly built model; its values are ignored).
+
+    Weights keep their values exactly. A leaf saved in a narrower floating-point dtype
+    than `like`'s is widened (float32 weights load into a model built under
+    `jax_enable_x64`, with the same values); a wider one is refused, since narrowing
+    would change the values.
+
+    Raises [`CheckpointError`][odezoo.train.CheckpointError] saying what is wrong: a
+    missing, empty, truncated or corrupt file, or one saved for another architecture
+    (naming the first leaf that differs) or in a wider dtype.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+    from odezoo.train import load_model, save_model
+
+    net = odezoo.MLP(1, 1, key=jax.random.key(0))
+    save_model("/tmp/model.eqx", net)
+    same = load_model("/tmp/model.eqx", odezoo.MLP(1, 1, key=jax.random.key(1)))
+    ```
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"no weights file at {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read weights file {path}: {e}") from None
+    rebuild = "rebuild the model from the config.json next to it"
+    if not data:
+        raise CheckpointError(
+            f"weights file {path} is empty (0 bytes): it was never written completely. "
+            "Save the model again, or use a copy of the file."
+        )
+    reader = _LeafReader(data, like)
     f = io.BytesIO(data)
     try:
-        model = eqx.tree_deserialise_leaves(f, like)
-    except Exception as e:
-        raise CheckpointError(
-            f"cannot load weights {path} into this model: {e}. The file is corrupt or was "
-            "saved for another architecture; rebuild the model from the config.json next to it."
-        ) from None
+        model = eqx.tree_deserialise_leaves(f, like, filter_spec=reader)
+    except Exception as e:  # equinox wraps the reader's `_BadLeaf` in its own error
+        cause = e
+        while cause is not None and not isinstance(cause, _BadLeaf):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise CheckpointError(f"cannot load weights {path}: {cause}") from None
     if f.tell() != len(data):
         raise CheckpointError(
-            f"weights file {path} holds more leaves than this model: it was saved for "
-            "another architecture; rebuild the model from the config.json next to it."
+            f"weights file {path} holds more leaves than this model's {reader.count}: it "
+            f"was saved for another architecture; {rebuild}."
         )
     return model
+
+
+class _BadLeaf(Exception):
+    """Why a weights file's leaf does not load (turned into a `CheckpointError`)."""
+
+
+class _LeafReader:
+    """An `equinox.tree_deserialise_leaves` filter spec that reads each array leaf with
+    its `.npy` header checked against the model's leaf, so that every way a file can
+    fail to fit says what it is: truncated, corrupt, another shape, another dtype."""
+
+    def __init__(self, data: bytes, like):
+        self.size = len(data)
+        self.paths = [
+            jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]
+        ]
+        self.count = len(self.paths)
+        self.index = 0
+
+    def __call__(self, f, x):
+        index, self.index = self.index, self.index + 1
+        where = f"leaf {index + 1} of {self.count} (`{self.paths[index]}`)"
+        start = f.tell()
+        if start == self.size:
+            raise _BadLeaf(
+                f"the file ends after {index} of the model's {self.count} array leaves: it "
+                "is truncated, or was saved for a smaller architecture. Rebuild the model "
+                "from the config.json next to it, or use a complete copy of the file."
+            )
+        try:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                version, np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read(f)
+            needed = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        except Exception:
+            f.seek(start)
+            if np.lib.format.MAGIC_PREFIX.startswith(f.read(6)[: self.size - start]):
+                raise _BadLeaf(f"the file is truncated inside {where}") from None
+            raise _BadLeaf(
+                f"the file is corrupt or not an equinox weights file: {where} does not "
+                "start with an array header"
+            ) from None
+        f.seek(start)
+        if not isinstance(x, jax.Array | np.ndarray):
+            return eqx.default_deserialise_filter_spec(f, x)
+        if tuple(shape) != tuple(x.shape):
+            raise _BadLeaf(
+                f"{where} has shape {tuple(shape)} in the file and {tuple(x.shape)} in the "
+                "model: it was saved for another architecture. Rebuild the model from the "
+                "config.json next to it."
+            )
+        try:
+            value = np.load(f, allow_pickle=False)
+        except Exception:
+            if needed > self.size:
+                raise _BadLeaf(f"the file is truncated inside {where}") from None
+            raise _BadLeaf(f"the file is corrupt at {where}") from None
+        want = np.dtype(x.dtype)
+        if value.dtype != want:
+            widening = value.dtype.kind == want.kind and np.can_cast(value.dtype, want, "safe")
+            if not widening:
+                raise _BadLeaf(
+                    f"{where} was saved as {value.dtype} and the model's is {want}; build "
+                    f"the model in {value.dtype} (for float64: "
+                    '`jax.config.update("jax_enable_x64", True)` before building it)'
+                )
+            value = value.astype(want)
+        return jnp.asarray(value) if isinstance(x, jax.Array) else value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import statistics
 import time
@@ -21,32 +20,23 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from .._counting import count_evaluations
-from .._errors import TrainingError
-from .._solver import Solver, SolveStats
+from .._errors import InputError, TrainingError
+from .._solver import Solver
 from ._checkpoint import load_checkpoint, save_checkpoint, save_model
-from ._data import BatchSource, Draw, all_finite
+from ._data import BatchSource
+from ._failure import Failure, failure_name
 from ._freeze import count_trainable, partition, trainable_spec
 from ._losses import Loss, get_loss
-from ._rundir import RunDir, config_hash
+from ._rundir import RunDir, check_run_dir, config_hash, json_number
 from ._sharding import batch_sharded, data_mesh, localize, replicate, replicated
-from ._tolerance import ToleranceSchedule, piecewise_tolerance, resolve_changes
-
-_CAUSES = {
-    1: (
-        "bad_batch",
-        "the batch contains NaN or inf (bad data); check the dataset or the sampler",
-    ),
-    2: (
-        "nonfinite_loss",
-        "the loss is not finite (divergence); lower the learning rate, clip gradients "
-        "(optax.clip_by_global_norm) or tighten the solver tolerances",
-    ),
-    3: (
-        "nonfinite_grad",
-        "a gradient is not finite (divergence); lower the learning rate or clip gradients "
-        "(optax.clip_by_global_norm)",
-    ),
-}
+from ._step import Plan, train_step
+from ._tolerance import (
+    ToleranceSchedule,
+    piecewise_tolerance,
+    resolve_changes,
+    solver_of,
+    swap_solvers,
+)
 
 
 @dataclasses.dataclass
@@ -60,10 +50,12 @@ class TrainResult:
       training with the same optimiser.
     - `step`: the number of completed training steps (including resumed ones).
     - `key`: the raw data of the training PRNG key after the last step.
-    - `history`: the logged training records (dicts with `step`, `loss`,
+    - `history`: the training records logged by this call (dicts with `step`, `loss`,
       `nfe_forward`, `nfe_backward`, `step_time`, ...), as in `metrics.jsonl`.
-    - `evals`: the evaluation records.
+    - `evals`: the evaluation records of this call.
     - `summary`: the final summary, as in `metrics.json`.
+    - `steps_run`: the steps this call took: 0 when `resume` found a finished run
+      (nothing was left to do, and its files were left as they were).
     """
 
     model: Any
@@ -73,6 +65,7 @@ class TrainResult:
     history: list[dict]
     evals: list[dict]
     summary: dict
+    steps_run: int = 0
 
     @property
     def losses(self) -> np.ndarray:
@@ -80,142 +73,54 @@ class TrainResult:
         return np.array([r["loss"] for r in self.history], dtype=float)
 
 
-def _key_parts(key):
-    if not isinstance(key, jax.Array):
-        raise TypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key), jax.random.key_impl(key)
-    if key.dtype == jnp.uint32:  # a legacy jax.random.PRNGKey
-        return key, None
-    raise TypeError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}")
-
-
-def find_solver(model) -> Solver | None:
-    """The first [`Solver`][odezoo.Solver] inside `model` (`None` for MLP/ResNet)."""
-    for node in jax.tree_util.tree_leaves(model, is_leaf=lambda x: isinstance(x, Solver)):
-        if isinstance(node, Solver):
-            return node
-    return None
-
-
-def _is_solver(x) -> bool:
-    return isinstance(x, Solver)
-
-
-def _swap_solvers(tree, changes: dict):
-    """`tree` with every `Solver` node in it replaced by `solver.replace(**changes)`.
-
-    Applied alike to the trained part, the rest of the model and the optimiser state
-    (whose moment trees mirror the model, solver included), so their structures agree.
-    """
-    return jax.tree_util.tree_map(
-        lambda x: x.replace(**changes) if _is_solver(x) else x, tree, is_leaf=_is_solver
-    )
-
-
-def _strong(tree):
-    """`tree` with every weakly typed array made strongly typed (same dtype and value)."""
-
-    def fix(x):
-        if isinstance(x, jax.Array) and getattr(x, "weak_type", False):
-            return jnp.array(x, dtype=x.dtype)
-        return x
-
-    return jax.tree_util.tree_map(fix, tree)
-
-
-def _backward_evaluations(model, solver: Solver, stats, nfe):
-    """Vector-field VJPs of one backward pass, for the `"checkpoint"`/`"direct"` adjoints.
-
-    Differentiating through the solver differentiates every forward evaluation once,
-    except those that only choose the initial step size (no gradient flows through
-    it). A `SolveStats.nfe_backward` from the core is used when it exists; otherwise,
-    when the core chooses the initial step itself (2 evaluations per solve, see
-    `odezoo._solver._initial_step`), those are subtracted from the forward count.
-    """
-    if nfe is None:
-        return None
-    exact = getattr(stats, "nfe_backward", None)
-    if exact is not None:
-        return _number(exact)
-    from .. import _solver as core
-
-    auto_dt0 = getattr(core, "_auto_dt0", None)
-    if auto_dt0 is None or not auto_dt0(solver):
-        return nfe
-    fields = getattr(model, "fields", None)  # a CNF solves once per block
-    solves = len(fields) if isinstance(fields, tuple) else 1
-    return nfe - 2 * solves
-
-
-def _solver_failure(err: Exception, step: int, steps: int, checkpoint_note: str):
-    text = str(err)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if "hit max_steps" in text:
-        cause = "max_steps"
-        what = next((ln for ln in lines if "hit max_steps" in ln), "the solver hit max_steps")
-    elif "NaN or inf" in text:
-        cause = "solver_nonfinite"
-        what = next((ln for ln in lines if "NaN or inf" in ln), "the solve returned NaN/inf")
-    else:
-        return None
-    what = what.removeprefix("equinox.EquinoxRuntimeError: ").rstrip(".")
-    message = f"training stopped at step {step} of {steps}: {what}{checkpoint_note}"
-    return TrainingError(message, step=step, cause=cause)
-
-
 @dataclasses.dataclass(frozen=True)
-class _Plan:
-    """Everything static about a train step. Hashable: `fit` calls with equal plans (same
-    loss function, optimiser object, batch rule and mesh) share compiled steps."""
+class _Setup:
+    """What `fit` was asked to do, checked, and fixed for the whole run."""
 
-    loss: Callable
-    optimizer: optax.GradientTransformation
-    draw: Draw
-    impl: Any
-    replicated: jax.sharding.NamedSharding
-    sharded: jax.sharding.NamedSharding
+    steps: int
+    plan: Plan
+    arrays: tuple
+    schedule: ToleranceSchedule | None
+    evaluate: Callable[[Any], dict] | None
+    eval_every: int | None
+    log_every: int
+    checkpoint_every: int | None
+    callback: Callable | None
+    run: RunDir | None
+    config_hash: str | None
+    main: bool
+    config: dict | None
+    mesh: jax.sharding.Mesh
+    batch_size: int
+    trainable_parameters: int
 
 
-@eqx.filter_jit(donate="all-except-first")
-def _train_step(const, params, opt_state, kd):
-    plan, static, arrays = const
-    if plan.impl is None:
-        k = jax.random.wrap_key_data(kd)
-    else:
-        k = jax.random.wrap_key_data(kd, impl=plan.impl)
-    k, batch_key, loss_key = jax.random.split(k, 3)
-    batch = plan.draw(arrays, batch_key)
-    batch = jax.lax.with_sharding_constraint(batch, plan.sharded)
-    batch_ok = all_finite(batch)
-    # A bad batch is replaced by zeros so that the step runs harmlessly (no solver error
-    # on NaN input); its update is discarded below and the run stops on the host.
-    batch = jax.tree_util.tree_map(
-        lambda b: (
-            jnp.where(batch_ok, b, jnp.zeros_like(b)) if jnp.issubdtype(b.dtype, jnp.inexact) else b
-        ),
-        batch,
-    )
+@dataclasses.dataclass
+class _State:
+    """The host-side state of a run: everything the loop changes."""
 
-    def objective(p):
-        return plan.loss(eqx.combine(p, static), batch, loss_key)
+    params: Any
+    static: Any
+    opt_state: Any
+    key_data: Any
+    step: int
+    start: int
+    resumed_from: int | None
+    last_saved: int | None
+    changes: dict | None = None  # the solver changes in force (tolerance schedule)
+    status: str = "completed"
+    history: list[dict] = dataclasses.field(default_factory=list)
+    evals: list[dict] = dataclasses.field(default_factory=list)
+    times: list[float] = dataclasses.field(default_factory=list)
+    t_start: float = dataclasses.field(default_factory=time.perf_counter)
 
-    (value, stats), grads = eqx.filter_value_and_grad(objective, has_aux=True)(params)
-    updates, new_opt = plan.optimizer.update(grads, opt_state, params)
-    new_params = eqx.apply_updates(params, updates)
-    loss_ok = jnp.all(jnp.isfinite(value))
-    grad_ok = all_finite(grads)
-    solve_ok = jnp.asarray(True)
-    if isinstance(stats, SolveStats):
-        # With equinox's errors as NaN (see `errors_as_nan`), a failed solve shows up
-        # here rather than as an exception.
-        solve_ok = stats.failed == 0
-    ok = batch_ok & loss_ok & grad_ok & solve_ok
-    cause = jnp.select([~batch_ok, ~solve_ok, ~loss_ok, ~grad_ok], [1, 4, 2, 3], default=0)
-    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-    new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
-    new_params, new_opt = jax.lax.with_sharding_constraint((new_params, new_opt), plan.replicated)
-    return new_params, new_opt, jax.random.key_data(k), (value, stats, cause)
+    @property
+    def model(self):
+        return eqx.combine(self.params, self.static)
+
+    @property
+    def solver(self) -> Solver | None:
+        return solver_of(self.static)
 
 
 def fit(
@@ -249,10 +154,11 @@ def fit(
     replicated, so the same call trains on one CPU, several GPUs or several hosts
     (see [`initialize_distributed`][odezoo.train.initialize_distributed]).
 
-    A step whose batch holds NaN/inf, or whose loss or gradient is not finite, leaves
-    the model untouched and stops the run with a [`TrainingError`][odezoo.train.TrainingError]
-    naming the step and the cause; so does an ODE solve failing mid-training
-    (`max_steps` reached). The last good checkpoint is never overwritten.
+    A step whose batch holds NaN/inf, whose loss or gradient is not finite, or whose ODE
+    solve fails (`max_steps` reached, a stalled or diverging solve) leaves the model
+    untouched and stops the run with a [`TrainingError`][odezoo.train.TrainingError]
+    naming the step and the cause, a [`Failure`][odezoo.train.Failure] member. The last
+    good checkpoint is never overwritten.
 
     Arguments:
 
@@ -292,15 +198,23 @@ def fit(
     - `callback`: `callback(step, record, model)` after every step; returning `True`
       stops training early (with a checkpoint, so the run can be resumed). The model
       passed is valid until the next step (its buffers are donated).
-    - `run_dir`: a directory for the run's files: `config.json`, `metrics.jsonl`,
-      `metrics.json`, `training.png`, `checkpoint.ckpt`, `model.eqx` (see
-      [`RunDir`][odezoo.train.RunDir]). `None`: nothing is written.
+    - `run_dir`: a new or empty directory for the run's files: `config.json`,
+      `metrics.jsonl`, `metrics.json`, `training.png`, `checkpoint.ckpt`, `model.eqx`
+      (see [`RunDir`][odezoo.train.RunDir]). Files already there are never
+      overwritten: a directory holding anything else raises
+      [`RunDirError`][odezoo.RunDirError] (see
+      `check_run_dir`). `None`: nothing is written.
     - `config`: the run's config (see `odezoo.config`), written to `config.json`; its
-      hash is stored in checkpoints and checked on resume.
+      hash is stored in checkpoints and checked on resume. Without it no `config.json`
+      is written, so `odezoo eval` and `odezoo.zoo.load` cannot rebuild the model; load
+      its weights with [`load_model`][odezoo.train.load_model]`(run_dir / "model.eqx",
+      like=model)`.
     - `checkpoint_every`: steps between checkpoints (`None`: only at the end).
-    - `resume`: continue from `run_dir`'s checkpoint, exactly as if never interrupted
-      (same parameters bit for bit). Without it, a `run_dir` holding a checkpoint is an
-      error.
+    - `resume`: continue the run in `run_dir` from its checkpoint, exactly as if never
+      interrupted (same parameters bit for bit); a run that stopped before its first
+      checkpoint starts again from step 0. A finished run (`steps` already taken) is
+      left as it is and returned with `steps_run == 0`; `steps` below the steps taken,
+      or a directory with nothing to resume, raise [`RunDirError`][odezoo.RunDirError].
     - `mesh`: the device mesh (default [`data_mesh`][odezoo.train.data_mesh]).
     - `progress`: show a tqdm progress bar with the loss and NFE.
 
@@ -321,305 +235,369 @@ def fit(
     print(result.losses[-1], result.history[-1]["nfe_forward"])
     ```
     """
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    steps = int(steps)
-    for name, value in (
-        ("log_every", log_every),
-        ("eval_every", eval_every),
-        ("checkpoint_every", checkpoint_every),
-    ):
-        if value is not None and not (isinstance(value, int | np.integer) and value > 0):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    steps = _count("steps", steps, minimum=0)
+    log_every = _count("log_every", log_every, minimum=1)
+    eval_every = _count("eval_every", eval_every, minimum=1, optional=True)
+    checkpoint_every = _count("checkpoint_every", checkpoint_every, minimum=1, optional=True)
     if resume and run_dir is None:
-        raise ValueError("resume=True needs the run_dir to resume from")
-    loss_fn = get_loss(loss)
+        raise InputError("resume=True needs the run_dir to resume from")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    setup = _Setup(
+        steps=steps,
+        evaluate=evaluate,
+        eval_every=eval_every,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        callback=callback,
+        **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
+        **_open_run(run_dir, config, resume, steps),
+    )
+    state = _initial_state(setup, model, trainable, optimizer, key, resume)
+    if state.resumed_from == steps and _finished_summary(setup) is not None:
+        return _result(state, _finished_summary(setup), steps_run=0)
+    bar = tqdm(total=steps, initial=state.step, disable=not (progress and setup.main), desc="train")
+    try:
+        while state.step < steps:
+            _change_tolerance(setup, state)
+            record = _take_step(setup, state)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4g}", nfe=record["nfe_forward"], refresh=False)
+            if evaluate is not None and _due(state.step, setup.eval_every):
+                _evaluate(setup, state)
+            stop = callback(state.step, record, state.model) if callback is not None else None
+            if _due(state.step, setup.checkpoint_every):
+                _checkpoint(setup, state)
+            if stop is True:
+                state.status = "stopped"
+                break
+    except TrainingError as e:
+        _write_failure(setup, state, e)
+        raise
+    finally:
+        bar.close()
+    return _finish(setup, state)
+
+
+# -- before the loop ------------------------------------------------------------------
+
+
+def _count(name: str, value, *, minimum: int, optional: bool = False) -> int | None:
+    """`value` as an int (NumPy and 0-d JAX integers too), checked against `minimum`."""
+    if value is None and optional:
+        return None
+    if isinstance(value, jax.Array | np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        kind = "a non-negative" if minimum == 0 else "a positive"
+        raise InputError(
+            f"{name} must be {kind} int{' or None' if optional else ''}, got {value!r}"
+        )
+    return int(value)
+
+
+def _key_parts(key):
+    if not isinstance(key, jax.Array):
+        raise InputError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key), jax.random.key_impl(key)
+    if key.dtype == jnp.uint32:  # a legacy jax.random.PRNGKey
+        return key, None
+    raise InputError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}")
+
+
+def _prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh) -> dict:
+    """The loss, optimiser, data and mesh, checked; the compiled step's `Plan`."""
+    loss_fn = get_loss(loss)
     if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
+        raise InputError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
     source = BatchSource(data, batch_size)
     mesh = data_mesh(source.batch_size) if mesh is None else mesh
     if source.batch_size % mesh.size:
-        raise ValueError(
+        raise InputError(
             f"batch_size {source.batch_size} is not divisible by the mesh's {mesh.size} devices"
+        )
+    if tolerance is not None and solver_of(model) is None:
+        raise InputError(
+            f"a tolerance schedule needs a model with an ODE solver; {type(model).__name__} "
+            "has none"
         )
     schedule = tolerance
     if schedule is not None and not callable(schedule):
         schedule = piecewise_tolerance(schedule)
-    key_data, impl = _key_parts(key)
-    main = jax.process_index() == 0
+    _, impl = _key_parts(key)
+    n = count_trainable(partition(model, trainable_spec(model, trainable))[0])
+    if n == 0:
+        raise InputError("nothing to train: `trainable` selects no floating-point arrays")
+    return dict(
+        plan=Plan(loss_fn, optimizer, source.draw, impl, replicated(mesh), batch_sharded(mesh)),
+        arrays=replicate(source.arrays, mesh),
+        schedule=schedule,
+        mesh=mesh,
+        batch_size=source.batch_size,
+        trainable_parameters=n,
+    )
 
+
+def _open_run(run_dir, config, resume: bool, steps: int) -> dict:
+    """The run directory, checked (only process 0 writes, and checks, it)."""
+    main = jax.process_index() == 0
+    run = None
+    if run_dir is not None:
+        if main:
+            check_run_dir(run_dir, resume=resume, steps=steps)
+        run = RunDir(run_dir, enabled=main)
+    return dict(run=run, config_hash=config_hash(config), main=main, config=config)
+
+
+def _initial_state(setup: _Setup, model, trainable, optimizer, key, resume: bool) -> _State:
+    """The starting state, from `model` or the run directory's checkpoint, placed on the
+    mesh."""
     spec = trainable_spec(model, trainable)
     params, static = partition(model, spec)
-    n_trainable = count_trainable(params)
-    if n_trainable == 0:
-        raise ValueError("nothing to train: `trainable` selects no floating-point arrays")
-    opt_state = optimizer.init(params)
-
-    run = RunDir(run_dir, enabled=main) if run_dir is not None else None
-    chash = config_hash(config)
-    start = 0
-    resumed_from = None
-    if run is not None:
+    opt_state = setup.plan.optimizer.init(params)
+    key_data, _ = _key_parts(key)
+    run, start, resumed_from = setup.run, 0, None
+    if run is not None and resume:
         if run.checkpoint.exists():
-            if not resume:
-                raise FileExistsError(
-                    f"run directory {run.path} already holds a checkpoint: pass resume=True "
-                    "(CLI: --resume) to continue it, or choose another directory"
-                )
             ck = load_checkpoint(
-                run.checkpoint, model=model, opt_state=opt_state, key=key_data, config_hash=chash
+                run.checkpoint,
+                model=model,
+                opt_state=opt_state,
+                key=key_data,
+                config_hash=setup.config_hash,
             )
             params, static = partition(ck.model, spec)
             opt_state, key_data, start = ck.opt_state, ck.key, ck.step
-            resumed_from = start
-            run.truncate_metrics(start)
-        if config is not None:
-            run.write_config(config)
-
-    def checkpoint_note(saved: int | None) -> str:
-        if run is None:
-            return ". No checkpoint is kept (pass run_dir to keep one)."
-        if saved is None:
-            return f". No checkpoint had been written yet in {run.path}."
-        return f". The last good checkpoint (step {saved}) is kept at {run.checkpoint}."
-
-    last_saved = start if resumed_from is not None else None
-
-    # -- place everything on the mesh -------------------------------------------------
+        resumed_from = start
+        if start < setup.steps:
+            run.truncate_metrics(start)  # drop records written after the last checkpoint
+    if run is not None and setup.config is not None and start < setup.steps:
+        run.write_config(setup.config)
     # Copies: the train step donates these buffers, which must not delete the caller's.
     # Strong types: a weakly typed leaf (e.g. `jnp.asarray(0.5)`) comes back strongly
     # typed from the first step, which would compile the step a second time.
     params, opt_state = _strong((params, opt_state))
-    params, opt_state, key_data = replicate((params, opt_state, key_data), mesh, copy=True)
-    static = replicate(static, mesh)
-    arrays = replicate(source.arrays, mesh)
-    plan = _Plan(loss_fn, optimizer, source.draw, impl, replicated(mesh), batch_sharded(mesh))
+    params, opt_state, key_data = replicate((params, opt_state, key_data), setup.mesh, copy=True)
+    last_saved = start if resumed_from is not None and run.checkpoint.exists() else None
+    return _State(
+        params=params,
+        static=replicate(static, setup.mesh),
+        opt_state=opt_state,
+        key_data=key_data,
+        step=start,
+        start=start,
+        resumed_from=resumed_from,
+        last_saved=last_saved,
+    )
 
-    solver = find_solver(model)
+
+def _strong(tree):
+    """`tree` with every weakly typed array made strongly typed (same dtype and value)."""
+    fix = lambda x: jnp.array(x, dtype=x.dtype) if isinstance(x, jax.Array) and x.weak_type else x
+    return jax.tree_util.tree_map(fix, tree)
+
+
+def _finished_summary(setup: _Setup) -> dict | None:
+    """The summary of a finished run in the run directory (`None` if it has none)."""
+    summary = setup.run.read_summary() if setup.run is not None else None
+    if summary is None or summary.get("status") != "completed":
+        return None
+    return summary if summary.get("steps") == setup.steps else None
+
+
+# -- the steps of the loop ------------------------------------------------------------
+
+
+def _due(step: int, every: int | None) -> bool:
+    return every is not None and step % every == 0
+
+
+def _change_tolerance(setup: _Setup, state: _State) -> None:
+    """Apply the tolerance schedule's solver changes for this step, if they changed."""
+    changes = resolve_changes(setup.schedule, state.step)
+    if changes is not None and changes != state.changes:
+        state.params, state.static, state.opt_state = swap_solvers(
+            (state.params, state.static, state.opt_state), changes
+        )
+        state.changes = changes
+
+
+def _take_step(setup: _Setup, state: _State) -> dict:
+    """Run one train step; raise `TrainingError` if it failed, else record it."""
+    solver = state.solver
     counting = solver is not None and solver.count_evals
-    exact_backward = solver is not None and solver.adjoint in ("checkpoint", "direct")
+    t0 = time.perf_counter()
+    with count_evaluations() if counting else contextlib.nullcontext() as counter:
+        try:
+            state.params, state.opt_state, state.key_data, out = train_step(
+                (setup.plan, state.static, setup.arrays),
+                state.params,
+                state.opt_state,
+                state.key_data,
+            )
+            jax.block_until_ready((state.params, state.opt_state, state.key_data, out))
+        except eqx.EquinoxRuntimeError as e:  # equinox's errors raise (the default)
+            failure = _raised_failure(e)
+            if failure is None:
+                raise
+            raise _training_error(setup, state, failure, detail=_first_line(e), alive=False) from e
+    dt = time.perf_counter() - t0
+    value, stats, failure = out
+    if failure != Failure.successful:
+        solve_failed = failure_name(failure) in ("max_steps", "solve_diverged")
+        detail = f"it stopped at t={json_number(stats.t_reached)}" if solve_failed else None
+        raise _training_error(setup, state, failure, detail=detail, alive=True)
+    state.step += 1
+    state.times.append(dt)
+    return _record(setup, state, value, stats, dt, counter.vjp if counting else None)
 
-    history: list[dict] = []
-    evals: list[dict] = []
-    times: list[float] = []
-    current: dict | None = None
-    step = start
-    status = "completed"
-    t_start = time.perf_counter()
-    bar = tqdm(
-        total=steps,
-        initial=start,
-        disable=not (progress and main),
-        dynamic_ncols=True,
-        desc="train",
-        leave=True,
+
+def _raised_failure(err: Exception) -> Failure | None:
+    """The `Failure` of a solver error raised inside the train step, from the message
+    `check_solution` chose for the solve's status."""
+    text = str(err)
+    if "was given NaN or inf" in text:
+        return Failure.solve_nonfinite
+    if " diverged: " in text:
+        return Failure.solve_diverged
+    if "hit max_steps" in text:
+        return Failure.max_steps
+    return None
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    line = next((ln for ln in lines if "ODE solve" in ln), lines[0] if lines else "")
+    return line.removeprefix("equinox.EquinoxRuntimeError: ").split(". ")[0]
+
+
+def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -> TrainingError:
+    """The `TrainingError` of a failed step (the model is in memory when `alive`)."""
+    state.status = "failed"
+    step, solver = state.step + 1, state.solver
+    what = Failure[failure]
+    if detail is not None:  # where the solve stopped, and with which solver
+        with_solver = alive and solver is not None
+        what = f"{what} ({detail}{f', with {solver.describe()}' if with_solver else ''})"
+    run = setup.run
+    if run is None:
+        note = "No checkpoint is kept (pass run_dir to keep one)."
+    elif state.last_saved is None:
+        note = f"No checkpoint had been written yet in {run.path}."
+    else:
+        note = f"The last good checkpoint (step {state.last_saved}) is kept at {run.checkpoint}."
+    return TrainingError(
+        f"training stopped at step {step} of {setup.steps}: {what}; the model was not updated "
+        f"by this step. {note}",
+        step=step,
+        cause=failure_name(failure),
+        checkpoint=str(run.checkpoint)
+        if run is not None and state.last_saved is not None
+        else None,
+        model=localize(state.model) if alive else None,
     )
 
-    def current_model():
-        return eqx.combine(params, static)
 
-    def run_eval():
-        metrics = evaluate(localize(current_model()))
-        rec = {"kind": "eval", "step": step, **{k: _number(v) for k, v in metrics.items()}}
-        evals.append(rec)
-        if run is not None:
-            run.append(rec)
-        return rec
+def _record(setup: _Setup, state: _State, value, stats, dt: float, vjps: int | None) -> dict:
+    """The training record of the step just taken; logged every `log_every` steps."""
+    rec = {"kind": "train", "step": state.step, "loss": float(value), "step_time": dt}
+    rec["nfe_forward"] = rec["nfe_backward"] = None
+    solver = state.solver
+    if stats is not None:
+        rec["nfe_forward"] = json_number(stats.nfe)
+        rec["nfe_backward"] = vjps if vjps is not None else json_number(stats.nfe_backward)
+        rec["solver_steps"] = json_number(stats.num_steps)
+        rec["rejected_steps"] = json_number(stats.num_rejected_steps)
+        if solver is not None and solver.adjoint == "checked":
+            rec["fell_back"] = json_number(stats.fell_back)
+    if state.changes is not None:
+        rec.update({f"solver_{k}": json_number(v) for k, v in state.changes.items()})
+    if _due(state.step, setup.log_every) or state.step == setup.steps:
+        state.history.append(rec)
+        if setup.run is not None:
+            setup.run.append(rec)
+    return rec
 
-    def save():
-        nonlocal last_saved
-        if run is None:
-            return
-        if main:
-            save_checkpoint(
-                run.checkpoint,
-                model=current_model(),
-                opt_state=opt_state,
-                step=step,
-                key=key_data,
-                config_hash=chash,
-            )
-        last_saved = step
 
-    try:
-        while step < steps:
-            changes = resolve_changes(schedule, step)
-            if changes is not None and changes != current:
-                if solver is None:
-                    raise ValueError(
-                        "a tolerance schedule needs a model with an ODE solver; "
-                        f"{type(model).__name__} has none"
-                    )
-                params, static, opt_state = _swap_solvers((params, static, opt_state), changes)
-                current = changes
-                solver = find_solver(static)
-                exact_backward = solver.adjoint in ("checkpoint", "direct")
-            t0 = time.perf_counter()
-            ctx = count_evaluations() if counting else contextlib.nullcontext()
-            with ctx as counter:
-                try:
-                    params, opt_state, key_data, out = _train_step(
-                        (plan, static, arrays), params, opt_state, key_data
-                    )
-                    jax.block_until_ready((params, opt_state, key_data, out))
-                except eqx.EquinoxRuntimeError as e:
-                    err = _solver_failure(e, step + 1, steps, checkpoint_note(last_saved))
-                    if err is None:
-                        raise
-                    err.checkpoint = str(run.checkpoint) if last_saved is not None else None
-                    status = "failed"
-                    raise err from e
-            dt = time.perf_counter() - t0
-            value, stats, cause = out
-            cause = int(cause)
-            if cause == 4:
-                status = "failed"
-                raise TrainingError(
-                    f"training stopped at step {step + 1} of {steps}: the ODE solve hit "
-                    f"max_steps (or its step size collapsed) and stopped at "
-                    f"t={_number(stats.t_reached)}"
-                    + (f" with {find_solver(static).describe()}" if find_solver(static) else "")
-                    + ". Raise max_steps (config: solver.max_steps), loosen rtol/atol, or "
-                    "regularise the dynamics; the model was not updated by this step"
-                    + checkpoint_note(last_saved),
-                    step=step + 1,
-                    cause="max_steps",
-                    checkpoint=str(run.checkpoint) if last_saved is not None else None,
-                    model=localize(current_model()),
-                )
-            if cause:
-                code, what = _CAUSES[cause]
-                status = "failed"
-                raise TrainingError(
-                    f"training stopped at step {step + 1} of {steps}: {what}; the model was "
-                    f"not updated by this step{checkpoint_note(last_saved)}",
-                    step=step + 1,
-                    cause=code,
-                    checkpoint=str(run.checkpoint) if last_saved is not None else None,
-                    model=localize(current_model()),
-                )
-            step += 1
-            times.append(dt)
-            rec = {"kind": "train", "step": step, "loss": float(value), "step_time": dt}
-            if stats is not None:
-                nfe = _number(stats.nfe)
-                rec["nfe_forward"] = nfe
-                if counting:
-                    rec["nfe_backward"] = counter.vjp
-                elif exact_backward:
-                    rec["nfe_backward"] = _backward_evaluations(static, solver, stats, nfe)
-                else:
-                    rec["nfe_backward"] = None
-                rec["solver_steps"] = _number(stats.num_steps)
-                rec["rejected_steps"] = _number(stats.num_rejected_steps)
-                if solver is not None and solver.adjoint == "checked":
-                    rec["fell_back"] = _number(stats.fell_back)
-            else:
-                rec["nfe_forward"] = rec["nfe_backward"] = None
-            if current is not None:
-                rec.update({f"solver_{k}": _number(v) for k, v in current.items()})
-            if step % log_every == 0 or step == steps:
-                history.append(rec)
-                if run is not None:
-                    run.append(rec)
-                post = {"loss": f"{rec['loss']:.4g}"}
-                if rec["nfe_forward"] is not None:
-                    post["nfe"] = rec["nfe_forward"]
-                bar.set_postfix(post, refresh=False)
-            bar.update(1)
-            if evaluate is not None and eval_every is not None and step % eval_every == 0:
-                run_eval()
-            stop = callback(step, rec, current_model()) if callback is not None else None
-            if checkpoint_every is not None and step % checkpoint_every == 0:
-                save()
-            if stop is True:
-                status = "stopped"
-                break
-    except TrainingError as e:
-        if run is not None:
-            run.write_summary(
-                _summary(
-                    "failed",
-                    step,
-                    start,
-                    resumed_from,
-                    history,
-                    evals,
-                    times,
-                    t_start,
-                    mesh,
-                    source,
-                    n_trainable,
-                    error=str(e),
-                    cause=e.cause,
-                )
-            )
-            run.write_figure(title=f"{run.path.name} (failed at step {e.step})")
-        raise
-    finally:
-        bar.close()
+def _evaluate(setup: _Setup, state: _State) -> None:
+    metrics = setup.evaluate(localize(state.model))
+    rec = {"kind": "eval", "step": state.step, **{k: json_number(v) for k, v in metrics.items()}}
+    state.evals.append(rec)
+    if setup.run is not None:
+        setup.run.append(rec)
 
-    if evaluate is not None and not (evals and evals[-1]["step"] == step):
-        run_eval()
-    if last_saved != step:
-        save()
-    model = localize(current_model())
-    summary = _summary(
-        status, step, start, resumed_from, history, evals, times, t_start, mesh, source, n_trainable
-    )
+
+def _checkpoint(setup: _Setup, state: _State) -> None:
+    if setup.run is None:
+        return
+    if setup.main:
+        save_checkpoint(
+            setup.run.checkpoint,
+            model=state.model,
+            opt_state=state.opt_state,
+            step=state.step,
+            key=state.key_data,
+            config_hash=setup.config_hash,
+        )
+    state.last_saved = state.step
+
+
+# -- after the loop -------------------------------------------------------------------
+
+
+def _write_failure(setup: _Setup, state: _State, err: TrainingError) -> None:
+    run = setup.run
     if run is not None:
-        if main:
-            save_model(run.file(RunDir.MODEL), model)
+        run.write_summary(_summary(setup, state, error=str(err), cause=err.cause))
+        run.write_figure(title=f"{run.path.name} (failed at step {err.step})")
+
+
+def _finish(setup: _Setup, state: _State) -> TrainResult:
+    """The final evaluation, checkpoint, weights, summary and figure."""
+    if setup.evaluate is not None and not (state.evals and state.evals[-1]["step"] == state.step):
+        _evaluate(setup, state)
+    if state.last_saved != state.step:
+        _checkpoint(setup, state)
+    summary = _summary(setup, state)
+    run = setup.run
+    if run is not None:
+        if setup.main:
+            save_model(run.file(RunDir.MODEL), localize(state.model))
         run.write_summary(summary)
         run.write_figure(title=Path(run.path).name)
+    return _result(state, summary, steps_run=state.step - state.start)
+
+
+def _result(state: _State, summary: dict, steps_run: int) -> TrainResult:
     return TrainResult(
-        model=model,
-        opt_state=localize(opt_state),
-        step=step,
-        key=localize(key_data),
-        history=history,
-        evals=evals,
+        model=localize(state.model),
+        opt_state=localize(state.opt_state),
+        step=state.step,
+        key=localize(state.key_data),
+        history=state.history,
+        evals=state.evals,
         summary=summary,
+        steps_run=steps_run,
     )
 
 
-def _number(x):
-    if x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return x
-    if not math.isfinite(v):
-        return None
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
-
-
-def _summary(
-    status,
-    step,
-    start,
-    resumed_from,
-    history,
-    evals,
-    times,
-    t_start,
-    mesh,
-    source,
-    n_trainable,
-    **extra,
-):
+def _summary(setup: _Setup, state: _State, **extra) -> dict:
+    times, history = state.times, state.history
     rest = times[1:]
     median = statistics.median(rest) if rest else None
     first = times[0] if times else None
     nfes = [r["nfe_forward"] for r in history if r.get("nfe_forward") is not None]
-    last = history[-1] if history else {}
+    if history:
+        last = history[-1]
+    else:  # a resumed run that took no step: its last logged record
+        logged = setup.run.records() if setup.run is not None else []
+        last = next((r for r in reversed(logged) if r.get("kind") == "train"), {})
+    evals = state.evals
     out = {
-        "status": status,
-        "steps": step,
-        "resumed_from": resumed_from,
-        "steps_this_process": step - start,
+        "status": state.status,
+        "steps": state.step,
+        "resumed_from": state.resumed_from,
+        "steps_this_process": state.step - state.start,
         "final_loss": last.get("loss"),
         "nfe_forward_final": last.get("nfe_forward"),
         "nfe_backward_final": last.get("nfe_backward"),
@@ -629,10 +607,10 @@ def _summary(
         "first_step_time_s": first,
         "compile_time_s": None if first is None else max(first - (median or 0.0), 0.0),
         "step_time_median_s": median,
-        "total_time_s": time.perf_counter() - t_start,
-        "batch_size": source.batch_size,
-        "trainable_parameters": n_trainable,
-        "num_devices": int(mesh.size),
+        "total_time_s": time.perf_counter() - state.t_start,
+        "batch_size": setup.batch_size,
+        "trainable_parameters": setup.trainable_parameters,
+        "num_devices": int(setup.mesh.size),
         "num_processes": jax.process_count(),
         "backend": jax.default_backend(),
         "jax_version": jax.__version__,

@@ -5,17 +5,69 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
+
+from .._errors import ConfigError, InputError
+from .._format import format_shape
 
 Loss = Callable[[Any, tuple, PRNGKeyArray], tuple[Array, Any]]
 
 
 def _pair(batch, name: str):
     if not (isinstance(batch, tuple) and len(batch) == 2):
-        raise ValueError(f"the {name} loss needs batches (x, y); got {_describe(batch)}")
+        raise InputError(f"the {name} loss needs batches (x, y); got {_describe(batch)}")
     return batch
+
+
+def _same_shape(pred: Array, y: Array, name: str) -> Array:
+    """`y` as an array, after checking (at trace time) that it has `pred`'s shape:
+    never broadcast targets against outputs."""
+    y = jnp.asarray(y)
+    if y.shape != pred.shape:
+        hint = ""
+        if y.size == pred.size:
+            hint = f" (reshape them: `y.reshape{format_shape(pred.shape)}`)"
+        raise InputError(
+            f"the {name} loss got targets of shape {format_shape(y.shape)} for outputs of "
+            f"shape {format_shape(pred.shape)}: they must have the same shape, since "
+            f"otherwise they broadcast silently{hint}."
+        )
+    return y
+
+
+def _labels(logits: Array, labels: Array) -> tuple[Array, Array | None, str]:
+    """Integer labels `(B,)` for logits `(B, C)`, checked: dtype and shape at trace time,
+    the range `[0, C)` at trace time when known. Returns `(labels, out_of_range,
+    message)`, `out_of_range` being `None` when checked already, else a traced flag."""
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise InputError(
+            f"the cross_entropy loss needs integer class labels, got dtype "
+            f"{jnp.result_type(labels)} (convert them, e.g. `labels.astype(jnp.int32)`)."
+        )
+    labels = jnp.asarray(labels)
+    if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), (logits.shape[0], 1)):
+        raise InputError(
+            f"the cross_entropy loss needs logits (B, num_classes) and labels (B,); got "
+            f"logits {format_shape(logits.shape)} and labels {format_shape(labels.shape)}."
+        )
+    labels = jnp.reshape(labels, (-1,))
+    classes = logits.shape[1]
+    message = (
+        f"the cross_entropy loss got a label outside [0, {classes}): the model has "
+        f"{classes} classes, numbered 0 to {classes - 1}."
+    )
+    if not isinstance(labels, jax.core.Tracer):
+        values = np.asarray(labels)
+        if values.size and (values.min() < 0 or values.max() >= classes):
+            bad = values[(values < 0) | (values >= classes)]
+            raise InputError(f"{message} Found {sorted(set(bad.tolist()))[:5]}.")
+        return labels.astype(jnp.int32), None, message
+    return labels.astype(jnp.int32), jnp.any((labels < 0) | (labels >= classes)), message
 
 
 def _describe(batch) -> str:
@@ -32,7 +84,8 @@ def mse(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
     Arguments:
 
     - `model`: any odezoo model (`model.apply(x, key=key) -> (pred, stats)`).
-    - `batch`: `(x, y)` with `pred` and `y` of the same shape.
+    - `batch`: `(x, y)` with `pred` and `y` of the same shape (anything else raises
+      [`InputError`][odezoo.InputError] rather than broadcast).
     - `key`: passed on to the model (unused by deterministic models).
 
     Returns:
@@ -52,7 +105,7 @@ def mse(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
     """
     x, y = _pair(batch, "mse")
     pred, stats = model.apply(x, key=key)
-    err = jnp.reshape(pred - y, (pred.shape[0], -1))
+    err = jnp.reshape(pred - _same_shape(pred, y, "mse"), (pred.shape[0], -1))
     return jnp.mean(jnp.sum(err**2, axis=1)), stats
 
 
@@ -62,7 +115,11 @@ def cross_entropy(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = 
     Arguments:
 
     - `model`: a model whose outputs are logits `(B, num_classes)`.
-    - `batch`: `(x, labels)`, integer labels of shape `(B,)`.
+    - `batch`: `(x, labels)`, integer labels in `[0, num_classes)` of shape `(B,)`. A
+      float dtype, another shape or a label out of range raises
+      [`InputError`][odezoo.InputError] (at run time, inside `jit`, an
+      `equinox.EquinoxRuntimeError`): a label of -1 would otherwise wrap to the last
+      class.
     - `key`: passed on to the model.
 
     Returns:
@@ -81,9 +138,13 @@ def cross_entropy(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = 
     """
     x, labels = _pair(batch, "cross_entropy")
     logits, stats = model.apply(x, key=key)
-    labels = jnp.reshape(labels, (-1,)).astype(jnp.int32)
-    value = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return jnp.mean(value), stats
+    labels, out_of_range, message = _labels(logits, labels)
+    value = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    if out_of_range is not None:
+        # On the loss, not the labels: with equinox's errors as NaN (as `fit` runs), a
+        # bad label makes the loss NaN instead of wrapping to another class.
+        value = eqx.error_if(value, out_of_range, message)
+    return value, stats
 
 
 def huber(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
@@ -93,7 +154,7 @@ def huber(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
     Arguments:
 
     - `model`: a model whose outputs have the shape of the targets.
-    - `batch`: `(x, y)`.
+    - `batch`: `(x, y)`, `y` of the outputs' shape.
     - `key`: passed on to the model.
 
     Returns:
@@ -106,14 +167,15 @@ def huber(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
     import jax, odezoo
     from odezoo.train import huber
 
-    x, y = odezoo.data.concentric_spheres(jax.random.key(0), n_inner=8, n_outer=8)
+    x, y = odezoo.data.concentric_spheres(n_inner=8, n_outer=8, key=jax.random.key(0))
     net = odezoo.MLP(2, 1, key=jax.random.key(1))
     value, _ = huber(net, (x, y))
     ```
     """
     x, y = _pair(batch, "huber")
     pred, stats = model.apply(x, key=key)
-    return jnp.mean(optax.huber_loss(pred, jnp.reshape(y, pred.shape), delta=1.0)), stats
+    y = _same_shape(pred, y, "huber")
+    return jnp.mean(optax.huber_loss(pred, y, delta=1.0)), stats
 
 
 def nll(model, batch, key: PRNGKeyArray | None = None):
@@ -140,7 +202,7 @@ def nll(model, batch, key: PRNGKeyArray | None = None):
     from odezoo.train import nll
 
     flow = odezoo.CNF(2, hidden=(16,), key=jax.random.key(0))
-    x = odezoo.data.toy2d("moons", jax.random.key(1), 32)
+    x = odezoo.data.toy2d("moons", 32, key=jax.random.key(1))
     value, stats = nll(flow, (x,))
     ```
     """
@@ -174,4 +236,4 @@ def get_loss(loss: str | Loss) -> Loss:
     try:
         return LOSSES[loss]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
+        raise ConfigError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None

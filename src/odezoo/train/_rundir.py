@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._checkpoint import atomic_write_bytes
+from .._errors import RunDirError
+from ._checkpoint import atomic_write_bytes, read_header
 
 # Settings that may change between a run and its resumption without changing the result
 # of the steps already taken.
@@ -30,6 +31,20 @@ def config_hash(config: dict | None) -> str | None:
             cfg[section] = {k: v for k, v in cfg[section].items() if k not in keys}
     text = json.dumps(cfg, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def json_number(x: Any) -> Any:
+    """A number as JSON shows it: an `int` when integral, a `float` otherwise, `None`
+    for NaN/inf (and for `None`); anything that is not a number is returned as is."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return x
+    if not math.isfinite(v):
+        return None
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
 
 
 def to_jsonable(value: Any) -> Any:
@@ -60,6 +75,10 @@ class RunDir:
 
     Only one process (process 0) of a multi-process run writes (`enabled=False` on
     the others).
+
+    A directory written by `fit` without a `config` has no `config.json`: the CLI and
+    `odezoo.zoo.load` cannot rebuild its model, but its weights load into a model built
+    the same way with [`load_model`][odezoo.train.load_model]`(path / "model.eqx", like=model)`.
     """
 
     CONFIG = "config.json"
@@ -81,6 +100,27 @@ class RunDir:
     @property
     def checkpoint(self) -> Path:
         return self.file(self.CHECKPOINT)
+
+    def names(self) -> list[str]:
+        """The files in the directory (not hidden ones, such as a killed write's
+        temporary file); empty when it does not exist."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
+
+    def checkpoint_step(self) -> int | None:
+        """The step of the directory's checkpoint, or `None` when it has none. Raises
+        [`CheckpointError`][odezoo.train.CheckpointError] for a corrupt one."""
+        if not self.checkpoint.exists():
+            return None
+        return int(read_header(self.checkpoint)[0]["step"])
+
+    def read_summary(self) -> dict | None:
+        p = self.file(self.SUMMARY)
+        try:
+            return json.loads(p.read_text()) if p.exists() else None
+        except json.JSONDecodeError:
+            return None
 
     def read_config(self) -> dict | None:
         p = self.file(self.CONFIG)
@@ -121,6 +161,74 @@ class RunDir:
         from ..plot import plot_training
 
         plot_training(self.records(), self.file(self.FIGURE), title=title)
+
+
+# The files a run writes before its first checkpoint (and after a failure there).
+_UNSAVED_RUN = {RunDir.CONFIG, RunDir.METRICS, RunDir.SUMMARY, RunDir.FIGURE}
+
+
+def _unsaved_run(run: RunDir, names: list[str]) -> bool:
+    """Whether `names` are the files of a run that stopped before its first checkpoint."""
+    if not set(names) <= _UNSAVED_RUN:
+        return False
+    summary = run.read_summary()
+    return summary is None or summary.get("status") == "failed"
+
+
+def check_run_dir(path: str | os.PathLike, *, resume: bool, steps: int) -> int | None:
+    """Check that [`fit`][odezoo.train.fit] may write its run into `path`, and return
+    the step it starts from: `None` for a fresh run, else the completed steps to resume
+    from (0 for a run that stopped before its first checkpoint; `steps` itself when the
+    run is finished and there is nothing left to do).
+
+    Nothing a user wrote is ever overwritten: without `resume`, `path` must be missing
+    or empty; with it, `path` must hold a run to resume (a checkpoint, or the files of a
+    run that stopped before its first checkpoint), with no more steps than `steps`.
+
+    Raises [`RunDirError`][odezoo.RunDirError] saying what to do otherwise.
+    """
+    run = RunDir(path, enabled=False)
+    names = run.names()
+    done = run.checkpoint_step()
+    if not resume:
+        if done is not None:
+            raise RunDirError(
+                f"run directory {run.path} already holds a run (checkpoint at step {done}): "
+                "pass resume=True (CLI: --resume) to continue it, or choose another directory"
+            )
+        if not names:
+            return None
+        if _unsaved_run(run, names):
+            raise RunDirError(
+                f"run directory {run.path} holds a run that stopped before its first "
+                "checkpoint: pass resume=True (CLI: --resume) to start it again from step 0 "
+                "(its metrics are replaced), or choose another directory"
+            )
+        raise RunDirError(
+            f"run directory {run.path} is not empty ({', '.join(names[:6])}"
+            f"{', ...' if len(names) > 6 else ''}) and holds no checkpoint to resume: a new "
+            "run would overwrite these files. Choose a new or empty directory, or move the "
+            "files away"
+        )
+    if done is None:
+        if not names:
+            what = "does not exist" if not run.path.exists() else "is empty"
+            raise RunDirError(
+                f"nothing to resume: run directory {run.path} {what}. Start a fresh run "
+                "(without resume / --resume)"
+            )
+        if _unsaved_run(run, names):
+            return 0  # stopped before its first checkpoint: start again from step 0
+        raise RunDirError(
+            f"nothing to resume in {run.path}: it holds no checkpoint ({RunDir.CHECKPOINT}), "
+            f"only {', '.join(names[:6])}. Its files are kept; train into another directory"
+        )
+    if done > steps:
+        raise RunDirError(
+            f"the run in {run.path} has already taken {done} steps, more than steps={steps}: "
+            f"ask for more than {done} steps to continue it (exactly {done}: it is finished)"
+        )
+    return done
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

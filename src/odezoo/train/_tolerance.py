@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
+
+from .._solver import Solver
+from ..nn._base import AbstractModel
+
 ToleranceSchedule = Callable[[int], Any]
 
 
@@ -69,4 +74,34 @@ def resolve_changes(schedule: ToleranceSchedule | Sequence | None, step: int):
     raise ValueError(
         f"a tolerance schedule must return a dict of solver changes, (rtol, atol) or None; "
         f"got {changes!r} at step {step}"
+    )
+
+
+def solver_of(model) -> Solver | None:
+    """The [`Solver`][odezoo.Solver] of `model`'s ODE part, or `None` for a model
+    without one (an MLP, a ResNet).
+
+    For an odezoo model this is `model.ode_model().solver`; for any other equinox
+    module, the first `Solver` in its tree.
+    """
+    if isinstance(model, AbstractModel):
+        ode = model.ode_model()
+        return None if ode is None else ode.solver
+    nodes = jax.tree_util.tree_leaves(model, is_leaf=_is_solver)
+    return next((node for node in nodes if _is_solver(node)), None)
+
+
+def _is_solver(x) -> bool:
+    return isinstance(x, Solver)
+
+
+def swap_solvers(tree, changes: dict):
+    """`tree` with every `Solver` in it replaced by `solver.replace(**changes)`.
+
+    `fit` applies it alike to the trained part, the rest of the model and the optimiser
+    state (whose moment trees mirror the model, solver included), so that their
+    structures agree.
+    """
+    return jax.tree_util.tree_map(
+        lambda x: x.replace(**changes) if _is_solver(x) else x, tree, is_leaf=_is_solver
     )

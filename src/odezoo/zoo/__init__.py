@@ -1,15 +1,20 @@
 """The odezoo model zoo: named, reproducible configs and their trained weights.
 
 Entries are folders `<name>/config.json` (see `odezoo.config` for the schema), with
-`model.eqx` once trained, found on [`search_path`][odezoo.zoo.search_path].
+`model.eqx` once trained, found on [`search_path`][odezoo.zoo.search_path]. Wherever a
+name is accepted, so is a run directory holding a `config.json`.
+
+The registry (names, configs) reads JSON files only; building and checking entries
+imports JAX on first use.
 """
 
-from ._build import CardMismatchError as CardMismatchError
-from ._build import build_entry as build_entry
-from ._build import check_entry as check_entry
-from ._build import headline_metrics as headline_metrics
-from ._build import tolerance_sweep as tolerance_sweep
-from ._registry import UnknownEntryError as UnknownEntryError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._errors import CardMismatchError as CardMismatchError
+from .._errors import UnknownEntryError as UnknownEntryError
+from .._lazy import lazy_exports
 from ._registry import config as config
 from ._registry import create as create
 from ._registry import entry_dir as entry_dir
@@ -17,3 +22,18 @@ from ._registry import has_weights as has_weights
 from ._registry import load as load
 from ._registry import names as names
 from ._registry import search_path as search_path
+
+if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
+    from ._build import build_entry as build_entry
+    from ._build import check_entry as check_entry
+    from ._build import headline_metrics as headline_metrics
+    from ._build import tolerance_sweep as tolerance_sweep
+
+_EXPORTS = {
+    "build_entry": "._build",
+    "check_entry": "._build",
+    "headline_metrics": "._build",
+    "tolerance_sweep": "._build",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

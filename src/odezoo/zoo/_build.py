@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import jax
 import numpy as np
 
 from .._errors import CardMismatchError as CardMismatchError
+from ..nn import ODENet, count_parameters
+from ..train._tolerance import solver_of
 from . import _figures
-from ._registry import CONFIG, WEIGHTS, config, entry_dir, load
+from ._registry import CONFIG, WEIGHTS, config, entry_dir, load, names
 
 METRICS = "metrics.json"
 TRAINING_LOG = "training.jsonl"
@@ -38,10 +41,6 @@ def _card_meta(cfg: dict) -> dict:
 def _eval_changes(cfg: dict) -> dict:
     """Solver changes for the card's headline metrics (e.g. a tighter tolerance)."""
     return dict(_card_meta(cfg).get("eval_solver") or {})
-
-
-def _solver_of(model):
-    return getattr(model, "solver", None) or getattr(getattr(model, "block", None), "solver", None)
 
 
 def evaluate(model, cfg: dict, **changes: Any) -> dict:
@@ -109,7 +108,7 @@ def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, s
                 pass
         _figures.seed_figure(models, x, y, folder / "predictions.png")
         out.append(("predictions.png", "Data (green) and predictions on [-3, 3]."))
-        if hasattr(model, "trajectory") and cfg["model"]["type"] in ("odenet", "anode"):
+        if isinstance(model, ODENet):
             _figures.trajectory_figure(model, x, folder / "trajectories.png")
             out.append(("trajectories.png", "Activation trajectories over time / depth."))
     elif kind == "spheres":
@@ -126,7 +125,7 @@ def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, s
     elif kind == "toy2d":
         from ..data import toy2d
 
-        sample = toy2d(cfg_full["data"]["density"], jax.random.key(1), 5000)
+        sample = toy2d(cfg_full["data"]["density"], 5000, key=jax.random.key(1))
         _figures.density_figure(model, sample, folder / "density.png", title=name)
         out.append(("density.png", "Data, learned density and model samples."))
     return out
@@ -163,12 +162,10 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
     metrics: dict[str, Any] = {
         "entry": name,
         "metrics": headline_metrics(name, model),
-        "eval_solver": _solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
-        if _solver_of(model) is not None
+        "eval_solver": solver_of(model.with_solver(**_eval_changes(entry_cfg))).to_config()
+        if solver_of(model) is not None
         else None,
-        "parameters": int(
-            sum(x.size for x in jax.tree_util.tree_leaves(model) if hasattr(x, "size"))
-        ),
+        "parameters": count_parameters(model),
         "training": {
             k: summary.get(k)
             for k in (
@@ -185,7 +182,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
         },
         "hardware": _hardware(),
     }
-    if sweep and _solver_of(model) is not None:
+    if sweep and solver_of(model) is not None:
         metrics["tolerance_sweep"] = tolerance_sweep(model, entry_cfg)
     else:
         (folder / "tolerance.png").unlink(missing_ok=True)
@@ -211,14 +208,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _link_entries(text: str, name: str, entries: set[str]) -> str:
+    """Turn every other zoo entry named in backticks into a link to its card (a path
+    relative to this card, `../OTHER/card.md`; the docs hook maps it to the site's page)."""
+
+    def link(match: re.Match) -> str:
+        other = match.group(1)
+        if other == name or other not in entries:
+            return match.group(0)
+        return f"[`{other}`](../{other}/card.md)"
+
+    return re.sub(r"(?<![\[\w])`([a-z0-9][a-z0-9-]*)`(?![\]\w])", link, text)
+
+
 def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, str]]) -> str:
     """The model card, in markdown, from the entry's config and measured metrics."""
     meta = _card_meta(cfg)
     m = metrics["metrics"]
     t = metrics["training"]
-    lines = [f"# {name}", "", cfg.get("description", ""), ""]
+    entries = set(names())
+    linked = lambda text: _link_entries(text, name, entries)
+    lines = [f"# {name}", "", linked(cfg.get("description", "")), ""]
     if meta.get("reproduces"):
-        lines += ["## What it reproduces", "", meta["reproduces"], ""]
+        lines += ["## What it reproduces", "", linked(meta["reproduces"]), ""]
     lines += ["## Metrics", ""]
     solver = metrics.get("eval_solver")
     if solver:
@@ -243,13 +255,23 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
             "",
         ]
     if meta.get("notes"):
-        lines += [meta["notes"], ""]
+        lines += [linked(meta["notes"]), ""]
+    others = [o for o in meta.get("compare_with", []) if o in entries and o != name]
+    if others:
+        lines += ["Compare with: " + ", ".join(linked(f"`{o}`") for o in others) + ".", ""]
     lines += [
         "## Training",
         "",
         f"- Steps: {t.get('steps')}, final training loss {_fmt(t.get('final_loss'))}.",
-        f"- Forward / backward NFE at the end of training: {t.get('nfe_forward_final')} / "
-        f"{t.get('nfe_backward_final')}.",
+    ]
+    if t.get("nfe_forward_final") is None and t.get("nfe_backward_final") is None:
+        lines.append("- No ODE solve, so no function evaluations (NFE) to report.")
+    else:
+        lines.append(
+            f"- Forward / backward NFE at the end of training: {t.get('nfe_forward_final')} / "
+            f"{t.get('nfe_backward_final')}."
+        )
+    lines += [
         f"- Time: {_fmt(t.get('total_time_s'))} s in all, compile {_fmt(t.get('compile_time_s'))}"
         f" s, median step {_fmt(t.get('step_time_median_s'))} s.",
         f"- Hardware: {metrics['hardware']} (jax {t.get('jax_version')}). "

@@ -1,11 +1,18 @@
-"""The zoo registry: named configs (and trained weights) found on disk."""
+"""The zoo registry: named configs (and trained weights) found on disk.
+
+Reading names and configs touches only JSON files (no JAX import), so that `odezoo list`
+and `odezoo info` are instant.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigError, MissingFileError
 from .._errors import UnknownEntryError as UnknownEntryError
 
 ZOO_PATH_ENV = "ODEZOO_ZOO_PATH"
@@ -67,18 +74,30 @@ def entry_dir(name: str) -> Path:
     entries = _entries()
     if name not in entries:
         valid = ", ".join(sorted(entries)) or "(none found)"
-        raise UnknownEntryError(f"unknown zoo entry {name!r}; valid names: {valid}")
+        close = difflib.get_close_matches(name, entries, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownEntryError(f"unknown zoo entry {name!r}{hint} (valid names: {valid})")
     return entries[name]
 
 
 def _resolve(name_or_dir: str | os.PathLike) -> Path:
+    """The folder holding the `config.json` of a zoo entry name or a run directory."""
     path = Path(name_or_dir)
     if (path / CONFIG).is_file():
         return path
     if isinstance(name_or_dir, str) and name_or_dir in _entries():
         return entry_dir(name_or_dir)
-    if path.exists() or os.sep in str(name_or_dir):
-        raise FileNotFoundError(f"{path} is not a run directory or zoo entry (no {CONFIG})")
+    if path.is_dir():
+        if any((path / f).exists() for f in (WEIGHTS, "checkpoint.ckpt", "metrics.jsonl")):
+            raise MissingFileError(
+                f"{path} has no {CONFIG}, so odezoo cannot rebuild its model (a run directory "
+                f"of `odezoo.train.fit(run_dir=...)` has one only when fit is given `config=`): "
+                f"write the run's config there (see odezoo.config), or load the weights into "
+                f"a model you build with `odezoo.train.load_model({path / WEIGHTS}, model)`"
+            )
+        raise MissingFileError(f"{path} is not a run directory or zoo entry: it has no {CONFIG}")
+    if path.exists() or os.sep in str(name_or_dir) or str(name_or_dir).endswith(".json"):
+        raise MissingFileError(f"no run directory or zoo entry at {path} (no {path / CONFIG})")
     return entry_dir(str(name_or_dir))
 
 
@@ -94,9 +113,14 @@ def config(name: str | os.PathLike) -> dict[str, Any]:
     print(cfg["model"])
     ```
     """
-    from ..config import load_config
-
-    return load_config(_resolve(name) / CONFIG)
+    path = _resolve(name) / CONFIG
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return cfg
 
 
 def has_weights(name: str | os.PathLike) -> bool:
@@ -126,8 +150,9 @@ def load(name_or_run_dir: str | os.PathLike):
     """A trained model: the entry's (or run directory's) config with its `model.eqx`
     weights.
 
-    Raises `FileNotFoundError` when there are no weights yet, and
-    [`CheckpointError`][odezoo.train.CheckpointError] when they do not fit the config.
+    Raises [`MissingFileError`][odezoo.MissingFileError] (a `FileNotFoundError`) when
+    there are no weights yet, and [`CheckpointError`][odezoo.CheckpointError] when they
+    do not fit the config.
 
     Example:
 
@@ -150,7 +175,7 @@ def load(name_or_run_dir: str | os.PathLike):
     folder = _resolve(name_or_run_dir)
     weights = folder / WEIGHTS
     if not weights.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{folder} has no trained weights ({WEIGHTS}); train them with "
             f"`odezoo train {name_or_run_dir} --out DIR` and load DIR"
         )

@@ -1,0 +1,90 @@
+"""The compiled train step of `fit`: draw a batch, loss and gradient, optimiser update."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from .._solver import SolveStats, SolveStatus
+from ._data import Draw, all_finite
+from ._failure import Failure, first_failure
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything static about a train step. Hashable: `fit` calls with equal plans (same
+    loss function, optimiser object, batch rule and mesh) share compiled steps."""
+
+    loss: Callable
+    optimizer: optax.GradientTransformation
+    draw: Draw
+    impl: Any
+    replicated: jax.sharding.NamedSharding
+    sharded: jax.sharding.NamedSharding
+
+
+def _zero_if_bad(batch, ok):
+    """A bad batch replaced by zeros, so that the step runs harmlessly (no solver error
+    on NaN input); its update is discarded and the run stops on the host."""
+    return jax.tree_util.tree_map(
+        lambda b: (
+            jnp.where(ok, b, jnp.zeros_like(b)) if jnp.issubdtype(b.dtype, jnp.inexact) else b
+        ),
+        batch,
+    )
+
+
+def _solve_failure(stats) -> list:
+    """The solve's own failures, read from its statistics' status code (with equinox's
+    errors as NaN, a failed solve shows up here rather than as an exception); see
+    [`SolveStatus`][odezoo.SolveStatus]."""
+    if not isinstance(stats, SolveStats):
+        return []
+    return [
+        (stats.failed == SolveStatus.NONFINITE_INPUT, Failure.solve_nonfinite),
+        (stats.failed == SolveStatus.DIVERGED, Failure.solve_diverged),
+        (stats.failed != SolveStatus.SUCCESSFUL, Failure.max_steps),
+    ]
+
+
+@eqx.filter_jit(donate="all-except-first")
+def train_step(const, params, opt_state, kd):
+    """One training step. Returns the new parameters, optimiser state and key data, and
+    `(loss, stats, failure)`; on a [`Failure`][odezoo.train.Failure] the parameters and
+    optimiser state are the old ones."""
+    plan, static, arrays = const
+    k = (
+        jax.random.wrap_key_data(kd)
+        if plan.impl is None
+        else jax.random.wrap_key_data(kd, impl=plan.impl)
+    )
+    k, batch_key, loss_key = jax.random.split(k, 3)
+    batch = jax.lax.with_sharding_constraint(plan.draw(arrays, batch_key), plan.sharded)
+    batch_ok = all_finite(batch)
+    batch = _zero_if_bad(batch, batch_ok)
+
+    def objective(p):
+        return plan.loss(eqx.combine(p, static), batch, loss_key)
+
+    (value, stats), grads = eqx.filter_value_and_grad(objective, has_aux=True)(params)
+    updates, new_opt = plan.optimizer.update(grads, opt_state, params)
+    new_params = eqx.apply_updates(params, updates)
+    failure = first_failure(
+        [(~batch_ok, Failure.bad_batch)]
+        + _solve_failure(stats)
+        + [
+            (~jnp.all(jnp.isfinite(value)), Failure.nonfinite_loss),
+            (~all_finite(grads), Failure.nonfinite_grad),
+        ]
+    )
+    ok = failure == Failure.successful
+    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+    new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
+    new_params, new_opt = jax.lax.with_sharding_constraint((new_params, new_opt), plan.replicated)
+    return new_params, new_opt, jax.random.key_data(k), (value, stats, failure)

@@ -1,0 +1,80 @@
+"""`odezoo zoo ...`: the zoo maintainers' commands (also `python -m odezoo.zoo ...`).
+
+```
+odezoo zoo build NAME RUN_DIR [--no-sweep]   # make a zoo entry from a finished run
+odezoo zoo check [NAME ...]                  # recompute entries' metrics against their cards
+```
+
+Each command is a function `_cmd_<name>(args) -> int` (the exit status) registered in
+`add_parser` with `set_defaults(func=...)`; the `odezoo`
+command calls `args.func(args)` and turns odezoo errors into one line. Nothing here
+imports JAX until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `zoo` command and its subcommands to an `argparse` subparsers object.
+
+    Arguments:
+
+    - `subparsers`: what `ArgumentParser.add_subparsers` returned (in `odezoo.cli`).
+
+    Returns the `zoo` parser. Each subcommand's handler is its `func` default.
+    """
+    p = subparsers.add_parser(
+        "zoo",
+        help="build and check zoo entries",
+        description="Build zoo entries from training runs and check them against their cards.",
+    )
+    sub = p.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", required=True)
+
+    b = sub.add_parser(
+        "build",
+        help="make an entry's weights, metrics, figures and card from a run",
+        description="Make zoo entry NAME (weights, metrics, figures, card) from the finished "
+        "run in RUN_DIR (e.g. from `odezoo train NAME --out RUN_DIR`).",
+    )
+    b.add_argument("name", metavar="NAME", help="the zoo entry")
+    b.add_argument("run_dir", metavar="RUN_DIR", help="the finished training run")
+    b.add_argument("--no-sweep", action="store_true", help="skip the tolerance sweep")
+    b.set_defaults(func=_cmd_build)
+
+    c = sub.add_parser(
+        "check",
+        help="recompute entries' metrics and compare them with their cards",
+        description="Recompute each entry's card metrics from its shipped weights; exit 1 "
+        "if any disagrees with its card.",
+    )
+    c.add_argument("names", metavar="NAME", nargs="*", help="entries (default: all trained)")
+    c.set_defaults(func=_cmd_check)
+    return p
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from ._build import build_entry
+
+    metrics = build_entry(args.name, args.run_dir, sweep=not args.no_sweep)
+    print(f"{args.name}: {metrics['metrics']}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .._errors import CardMismatchError
+    from ._build import check_entry
+    from ._registry import has_weights, names
+
+    failed = 0
+    for name in args.names or [n for n in names() if has_weights(n)]:
+        try:
+            measured = check_entry(name)
+        except CardMismatchError as e:
+            print(f"FAIL {e}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"ok   {name}: {measured}")
+    return 1 if failed else 0
