@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -31,6 +32,18 @@ class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSo
     """
 
     solver: diffrax.AbstractAdaptiveSolver
+
+    def __init__(self, solver: diffrax.AbstractAdaptiveSolver):
+        # diffrax's DirectAdjoint sets a Runge-Kutta solver's `scan_kind` to "bounded"
+        # (for forward-mode support) through `tree_at`, which cannot reach through this
+        # wrapper: do it here, on the wrapped solver, as it would.
+        if isinstance(solver, diffrax.AbstractRungeKutta) and solver.scan_kind is None:
+            solver = eqx.tree_at(lambda s: s.scan_kind, solver, "bounded", is_leaf=_is_none)
+        self.solver = solver
+
+    @property
+    def scan_kind(self):
+        return self.solver.scan_kind
 
     @property
     def term_structure(self):
@@ -82,3 +95,7 @@ def _rms_per_example(tree, batch_ndim: int):
         total = total + jnp.sum(leaf**2, axis=axes)
         count += math.prod(leaf.shape[batch_ndim:])
     return jnp.sqrt(total / max(count, 1))
+
+
+def _is_none(x) -> bool:
+    return x is None

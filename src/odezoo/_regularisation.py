@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -278,7 +277,15 @@ def penalised_solve(
     if probe:
         ex = (example_args, jax.random.normal(probe_key, y0.shape, y0.dtype))
     out, stats = solve(
-        solver, penalty_field, state, args, t0=t0, t1=t1, batched=batched, example_args=ex
+        solver,
+        penalty_field,
+        state,
+        args,
+        t0=t0,
+        t1=t1,
+        batched=batched,
+        example_args=ex,
+        controlled=_solution_part,
     )
     values = {name: out[1][..., i] for i, name in enumerate(reg.channels)}
     if accumulate:
@@ -286,6 +293,7 @@ def penalised_solve(
     return out[0], values, stats
 
 
-def is_error_accumulator(solver: diffrax.AbstractSolver) -> bool:
-    """Whether `solver` is the error-accumulating wrapper (its NFE are its inner solver's)."""
-    return isinstance(solver, ErrorAccumulator)
+def _solution_part(state):
+    """The solution in a penalised state: only its error controls the steps, so that the
+    penalty channels change neither the steps taken nor the NFE."""
+    return state[0]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
 
+from ._accumulate import ErrorAccumulator
 from ._counting import CountedField
 from ._errors import ConfigError, InputError
 from ._errors import SolverError as SolverError
@@ -421,10 +422,12 @@ class Solver(eqx.Module):
 
     # -- pieces handed to diffrax ------------------------------------------------------
 
-    def _controller(self, backward: bool = False):
+    def _controller(self, backward: bool = False, controlled: Callable | None = None):
         if not self.adaptive:
             return diffrax.ConstantStepSize()
         norm = diffrax.adjoint_rms_seminorm if (backward and self.seminorm) else None
+        if controlled is not None and not backward:
+            norm = lambda error: _rms(controlled(error))
         kwargs = {} if norm is None else {"norm": norm}
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol, **kwargs)
 
@@ -441,7 +444,10 @@ class Solver(eqx.Module):
 
 
 def _nfe(solver: Solver, num_steps: Array) -> Array:
-    evals = STAGE_EVALUATIONS.get(type(solver.solver))
+    inner = solver.solver
+    if isinstance(inner, ErrorAccumulator):  # evaluates the field as its inner solver
+        inner = inner.solver
+    evals = STAGE_EVALUATIONS.get(type(inner))
     if evals is None:
         return jnp.full_like(num_steps, jnp.nan, dtype=jnp.float32)
     init, per_step = evals
@@ -465,7 +471,7 @@ def _auto_dt0(solver: Solver) -> bool:
     return solver.dt0 is None and solver.adaptive
 
 
-def _initial_step(solver: Solver, field, y0, args, t0, t1) -> Array:
+def _initial_step(solver: Solver, field, y0, args, t0, t1, controlled=None) -> Array:
     """The initial step of Hairer, Nørsett and Wanner (Solving ODEs I, sec. II.4), as
     torchdiffeq and diffrax's `PIDController` define it: two evaluations of `field`.
 
@@ -473,6 +479,7 @@ def _initial_step(solver: Solver, field, y0, args, t0, t1) -> Array:
     sees them, so its own selection never runs and every adaptive solve starts at
     `dt0 = 0.01`, growing at most 10x a step: one or two wasted steps per solve
     (measured by `odezoo.bench`, docs/benchmarks.md). No gradient flows through it.
+    `controlled` picks the part of the state that controls the steps (as in `solve`).
     """
     order = solver.solver.error_order(diffrax.ODETerm(field))
     dynamic, static = eqx.partition((field, y0, args), eqx.is_array)
@@ -480,8 +487,9 @@ def _initial_step(solver: Solver, field, y0, args, t0, t1) -> Array:
     leaves = jax.tree_util.tree_leaves(y0)
     dtype = jnp.result_type(*leaves) if leaves else jnp.float32
     direction = jnp.where(jnp.asarray(t1) >= jnp.asarray(t0), 1.0, -1.0).astype(dtype)
-    scale = jax.tree_util.tree_map(lambda v: solver.atol + solver.rtol * jnp.abs(v), y0)
-    scaled = lambda x: _rms(jax.tree_util.tree_map(lambda a, b: a / b, x, scale))
+    part = (lambda tree: tree) if controlled is None else controlled
+    scale = jax.tree_util.tree_map(lambda v: solver.atol + solver.rtol * jnp.abs(v), part(y0))
+    scaled = lambda x: _rms(jax.tree_util.tree_map(lambda a, b: a / b, part(x), scale))
     f0 = field(t0, y0, args)
     d0, d1 = scaled(y0), scaled(f0)
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.where(d1 > 0, d1, 1.0))
@@ -569,16 +577,17 @@ def _fixed_dt0(solver: Solver, t0, t1):
     return jnp.where(jnp.asarray(t1) >= jnp.asarray(t0), solver.dt0, -solver.dt0)
 
 
-def _one_solve(solver, field, y0, args, t0, t1, ts, kind, probe=None):
+def _one_solve(solver, field, y0, args, t0, t1, ts, kind, probe=None, controlled=None):
     """A single diffrax solve of `field` (which already handles any batch axis).
 
     `probe`: the same field without an evaluation counter, for diagnosing a failure.
+    `controlled`: the part of the state that controls the step size (as in `solve`).
     """
     # `t1=True` is always saved: on failure diffrax stores there the time it reached and
     # the last accepted state (entries of `ts` beyond it are filled with inf).
     saveat = diffrax.SaveAt(ts=ts, t1=True) if ts is not None else diffrax.SaveAt(t1=True)
     if _auto_dt0(solver):
-        dt0 = _initial_step(solver, field, y0, args, t0, t1)
+        dt0 = _initial_step(solver, field, y0, args, t0, t1, controlled)
     else:
         dt0 = _fixed_dt0(solver, t0, t1)
     sol = diffrax.diffeqsolve(
@@ -590,7 +599,7 @@ def _one_solve(solver, field, y0, args, t0, t1, ts, kind, probe=None):
         y0,
         args=args,
         saveat=saveat,
-        stepsize_controller=solver._controller(),
+        stepsize_controller=solver._controller(controlled=controlled),
         adjoint=solver._diffrax_adjoint(kind),
         max_steps=solver.max_steps,
         throw=False,
@@ -691,6 +700,7 @@ def solve(
     ts: Array | None = None,
     batched: bool = False,
     example_args: PyTree = None,
+    controlled: Callable[[PyTree], PyTree] | None = None,
 ) -> tuple[PyTree, SolveStats]:
     """Solve `dy/dt = field(t, y, args)` from `t0` to `t1` with `solver`.
 
@@ -716,6 +726,10 @@ def solve(
     - `ts`: optional times at which to return the state (shape `(T,)`), instead of `t1`.
     - `batched`: whether `y0` carries a leading batch axis, solved according to
       `solver.batching`.
+    - `controlled`: a function picking the part of a state-shaped tree whose error
+      controls the adaptive step size (and the initial step), e.g. `lambda s: s[0]` for a
+      state `(y, integrals)` whose extra channels should not change the steps taken
+      (as [`penalised_solve`][odezoo.penalised_solve] does). Default: the whole state.
 
     Returns:
 
@@ -751,12 +765,14 @@ def solve(
 
     if batched and solver.batching == "batch":
         run_field, probe = BatchField(field, has_ex), BatchField(plain, has_ex)
-        run = lambda k, y: _one_solve(solver, run_field, y, run_args, t0, t1, ts, k, probe)
+        run = lambda k, y: _one_solve(
+            solver, run_field, y, run_args, t0, t1, ts, k, probe, controlled
+        )
     elif batched:
 
         def run(k, y):
             ys, st = jax.vmap(
-                lambda yi, ai: _one_solve(solver, field, yi, ai, t0, t1, ts, k, plain),
+                lambda yi, ai: _one_solve(solver, field, yi, ai, t0, t1, ts, k, plain, controlled),
                 in_axes=(0, (None, 0) if has_ex else None),
             )(y, run_args)
             if ts is not None:  # vmap puts the batch axis first; we promise time first.
@@ -768,7 +784,7 @@ def solve(
             st["t_reached"] = _least_advanced(reached, t0, t1)
             return ys, st
     else:
-        run = lambda k, y: _one_solve(solver, field, y, run_args, t0, t1, ts, k, plain)
+        run = lambda k, y: _one_solve(solver, field, y, run_args, t0, t1, ts, k, plain, controlled)
 
     if kind == "checked":
         err = reconstruction_error(
