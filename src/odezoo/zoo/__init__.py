@@ -5,9 +5,13 @@ Entries are folders `<name>/config.json` (see `odezoo.config` for the schema), w
 """
 
 from ._build import CardMismatchError as CardMismatchError
+from ._build import Reproduction as Reproduction
 from ._build import build_entry as build_entry
 from ._build import check_entry as check_entry
+from ._build import fast_entries as fast_entries
 from ._build import headline_metrics as headline_metrics
+from ._build import reproduce_entry as reproduce_entry
+from ._build import source_version as source_version
 from ._build import tolerance_sweep as tolerance_sweep
 from ._registry import UnknownEntryError as UnknownEntryError
 from ._registry import config as config
