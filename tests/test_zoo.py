@@ -39,6 +39,24 @@ def test_every_entry_has_config_and_trained_entries_have_cards():
                 assert figure.name in card
 
 
+def test_fast_entries_are_marked_and_record_what_built_them():
+    """The entries CI retrains, and the odezoo version and commit in each of their cards
+    (the record that lets a card that stops reproducing be traced to a code change)."""
+    from odezoo.zoo import fast_entries
+
+    fast = fast_entries()
+    assert set(CHEAP + ["node-spheres", "anode-spheres"]) <= set(fast)
+    for name in fast:
+        folder = zoo.entry_dir(name)
+        built = json.loads((folder / METRICS).read_text())["built_with"]
+        assert built["odezoo"] and built["commit"]
+        assert (
+            f"Built with: odezoo {built['odezoo']}, commit {built['commit']}"
+            in (folder / "card.md").read_text()
+        )
+        assert f"python -m odezoo.zoo reproduce {name}" in (folder / "card.md").read_text()
+
+
 @pytest.mark.parametrize("name", CHEAP)
 def test_cheap_entries_reproduce_their_cards(name):
     check_entry(name)
