@@ -30,9 +30,11 @@ DEFAULT_SWEEP = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # Recomputed metrics must agree with the card within these bounds (relative for losses,
 # absolute for accuracies and NFE): CPU results differ a little across machines.
 # A loss evaluated at a loose training tolerance moves with float rounding: XLA's code for
-# another CPU (or another optimisation level) changed seed-cubic-anode's 0.009565 to
-# 0.009549 (0.17%). 1% still catches mismatched weights, which move it by far more.
-CHECK_RTOL = {"loss": 1e-2, "nfe_forward": 0.05}
+# another CPU (or another optimisation level) changes where the adaptive solver steps.
+# The same seed-cubic-anode weights (69 forward evaluations at rtol=1e-3) give a held-out
+# loss of 0.007002 with XLA's default and 0.007123 at -O0 (1.7%). 3% still catches
+# mismatched weights, which move it by far more.
+CHECK_RTOL = {"loss": 3e-2, "nfe_forward": 0.05}
 CHECK_ATOL = {"accuracy": 0.003}
 
 
@@ -500,8 +502,9 @@ def reproduce_entry(
     later step. Retraining the fast entries with XLA at `-O0`
     (`XLA_FLAGS=--xla_backend_optimization_level=0`) and limited to SSE4.2
     (`--xla_cpu_max_isa=SSE4_2`, as on an older CPU), against the default, moved their
-    held-out losses by at most 1.6% (the seed-cubic entries at their recipe, and
-    anode-spheres), so 5% leaves room for other CPUs and still catches a change of code
+    held-out losses by at most 2.5% (seed-cubic-anode, 0.00700 to 0.00717; the other
+    seed-cubic entries at their recipe and anode-spheres by less), so 5% leaves room for
+    other CPUs and still catches a change of code
     that matters (the solver change that moved seed-cubic-anode's loss from 0.0096 to
     0.19, or seed-cubic-odenet's from 0.13 to 0.21). Where training amplifies rounding
     more (node-spheres: 37%), the entry states its own, measured tolerance in
