@@ -217,8 +217,8 @@ def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
 def test_reproduce_tolerance_and_bad_arguments(tmp_path, monkeypatch, capsys):
     """Without retraining: the bounds a tolerance gives, a card-less entry and the
     command's argument errors."""
-    from odezoo.zoo import Reproduction, reproduce_entry
     from odezoo.cli import main as odezoo_main
+    from odezoo.zoo import Reproduction, reproduce_entry
 
     result = Reproduction(
         "x", False, {"loss": 0.1, "accuracy": 0.9}, {"loss": 0.2, "accuracy": 0.9},
