@@ -671,18 +671,19 @@ class _Background:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def _start(self, name, args, env):
-        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 -- closed by the OS
-        self.procs[name] = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "_train_worker.py"),
-                str(self.folder / f"{name}.json"),
-                *args,
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        # The child writes its own copy of the handle; ours is closed at once.
+        with open(self.folder / f"{name}.log", "w") as log:
+            self.procs[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "_train_worker.py"),
+                    str(self.folder / f"{name}.json"),
+                    *args,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def start(self):
         self._start(

@@ -39,6 +39,24 @@ def test_every_entry_has_config_and_trained_entries_have_cards():
                 assert figure.name in card
 
 
+def test_fast_entries_are_marked_and_record_what_built_them():
+    """The entries CI retrains, and the odezoo version and commit in each of their cards
+    (the record that lets a card that stops reproducing be traced to a code change)."""
+    from odezoo.zoo import fast_entries
+
+    fast = fast_entries()
+    assert set(CHEAP + ["node-spheres", "anode-spheres"]) <= set(fast)
+    for name in fast:
+        folder = zoo.entry_dir(name)
+        built = json.loads((folder / METRICS).read_text())["built_with"]
+        assert built["odezoo"] and built["commit"]
+        assert (
+            f"Built with: odezoo {built['odezoo']}, commit {built['commit']}"
+            in (folder / "card.md").read_text()
+        )
+        assert f"odezoo zoo reproduce {name}" in (folder / "card.md").read_text()
+
+
 @pytest.mark.parametrize("name", CHEAP)
 def test_cheap_entries_reproduce_their_cards(name):
     check_entry(name)
@@ -136,3 +154,90 @@ def test_cli_eval_check(capsys, tmp_path, monkeypatch):
     assert not zoo.has_weights("untrained-cubic")
     assert main(["eval", "untrained-cubic", "--check"]) == 1
     assert "no card" in capsys.readouterr().err
+
+
+def _tiny_entry(root: Path) -> str:
+    """A zoo entry that trains in about a second: an MLP on the 10-point cubic."""
+    name = "tiny-cubic"
+    folder = root / name
+    folder.mkdir(parents=True)
+    cfg = {
+        "name": name,
+        "description": "A tiny MLP on the cubic, for testing the reproduction check.",
+        "seed": 0,
+        "model": {"type": "mlp", "in_size": 1, "out_size": 1, "width": 8},
+        "data": {"name": "cubic", "n": 10},
+        "train": {"steps": 30, "batch_size": 10, "optimizer": "sgd", "lr": 0.01, "loss": "mse"},
+        "meta": {"card": {"reproduce_in_ci": True}},
+    }
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return name
+
+
+def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
+    """Train a tiny entry, build its card, then retrain it from its config: the card
+    reproduces (bit for bit on one machine); after tampering with the card it does not,
+    and the command exits with status 1."""
+    from odezoo.cli import main as odezoo_main
+    from odezoo.zoo import _build as zoo_build
+    from odezoo.zoo import build_entry, fast_entries, reproduce_entry, source_version
+
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path / "zoo"))
+    name = _tiny_entry(tmp_path / "zoo")
+    assert name in fast_entries()
+    run = tmp_path / "run"
+    assert odezoo_main(["train", name, "--out", str(run), "--no-progress", "--no-cache"]) == 0
+    metrics = build_entry(name, run, sweep=False)
+    card = (zoo.entry_dir(name) / "card.md").read_text()
+    assert metrics["built_with"] == source_version()
+    assert metrics["built_with"]["odezoo"] == odezoo.__version__
+    commit = metrics["built_with"]["commit"]
+    assert commit == "unknown" or len(commit) == 40
+    assert f"Built with: odezoo {odezoo.__version__}, commit {commit}" in card
+    assert f"odezoo zoo reproduce {name}" in card
+
+    result = reproduce_entry(name)
+    assert result.reproduced, str(result)
+    assert str(result).startswith(f"reproduced {name}: loss ")
+    # the same machine and XLA flags: training is bit-deterministic
+    assert result.measured["loss"] == pytest.approx(metrics["metrics"]["loss"], rel=1e-6)
+    assert result.bounds["loss"] == pytest.approx(0.05 * metrics["metrics"]["loss"])
+
+    stated = json.loads((zoo.entry_dir(name) / METRICS).read_text())
+    stated["metrics"]["loss"] *= 1.2  # off by 20%: more than the 5% tolerance
+    (zoo.entry_dir(name) / METRICS).write_text(json.dumps(stated))
+    capsys.readouterr()
+    monkeypatch.setattr(zoo_build, "fast_entries", lambda: [name])  # not the shipped ones
+    assert odezoo_main(["zoo", "reproduce", "--fast"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"NOT reproduced {name}: loss ")
+    assert "vs card" in out and "> " in out
+
+
+def test_reproduce_tolerance_and_bad_arguments(tmp_path, monkeypatch, capsys):
+    """Without retraining: the bounds a tolerance gives, a card-less entry and the
+    command's argument errors."""
+    from odezoo.cli import main as odezoo_main
+    from odezoo.zoo import Reproduction, reproduce_entry
+
+    result = Reproduction(
+        "x", False, {"loss": 0.1, "accuracy": 0.9}, {"loss": 0.2, "accuracy": 0.9},
+        {"loss": 0.005, "accuracy": 0.005}, 1.0, None, {"odezoo": "0", "commit": "c"},
+    )  # fmt: skip
+    text = str(result)
+    assert text.startswith("NOT reproduced x: loss 0.2 vs card 0.1 (|diff| 0.1 > 0.005)")
+    assert "accuracy 0.9 vs card 0.9 (|diff| 0 <= 0.005)" in text
+    assert "card built with not recorded" in text
+
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path / "zoo"))
+    name = _tiny_entry(tmp_path / "zoo")
+    with pytest.raises(FileNotFoundError, match="no card .* to reproduce"):
+        reproduce_entry(name)
+    for argv, message in (
+        (["reproduce"], "needs entry names or --fast"),
+        (["reproduce", "tiny-cubc"], "unknown zoo entry 'tiny-cubc'"),
+        (["reproduce", name, name, "--out", "x"], "--out takes one entry"),
+    ):
+        assert odezoo_main(["zoo", *argv]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

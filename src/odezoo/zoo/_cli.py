@@ -3,6 +3,7 @@
 ```
 odezoo zoo build NAME RUN_DIR [--no-sweep]   # make a zoo entry from a finished run
 odezoo zoo check [NAME ...]                  # recompute entries' metrics against their cards
+odezoo zoo reproduce NAME ... | --fast       # retrain entries and compare with their cards
 ```
 
 Each command is a function `_cmd_<name>(args) -> int` (the exit status) registered in
@@ -52,6 +53,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     c.add_argument("names", metavar="NAME", nargs="*", help="entries (default: all trained)")
     c.set_defaults(func=_cmd_check)
+
+    r = sub.add_parser(
+        "reproduce",
+        help="retrain entries from their configs and compare with their cards",
+        description=(
+            "Retrain each entry as its card says (odezoo train NAME, in a temporary "
+            "directory) and compare the retrained model's metrics with the card's. Prints "
+            "'reproduced' or 'NOT reproduced' per entry; exit status 1 if any is not."
+        ),
+    )
+    r.add_argument("names", nargs="*", metavar="NAME", help="entries to retrain")
+    r.add_argument(
+        "--fast",
+        action="store_true",
+        help="also every entry marked meta.card.reproduce_in_ci (about a minute each on "
+        "2 CPU cores)",
+    )
+    r.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="RTOL",
+        help="relative tolerance for every metric (default: 5%% on losses, 25%% on NFE, "
+        "0.005 absolute on accuracies)",
+    )
+    r.add_argument(
+        "--out", metavar="DIR", help="keep the run in DIR (one NAME only), to rebuild from it"
+    )
+    r.set_defaults(func=_cmd_reproduce)
     return p
 
 
@@ -77,4 +106,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
             failed += 1
         else:
             print(f"ok   {name}: {measured}")
+    return 1 if failed else 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .._errors import ConfigError
+    from ._build import fast_entries, reproduce_entry
+    from ._registry import entry_dir
+
+    todo = list(args.names)
+    if args.fast:
+        todo += [n for n in fast_entries() if n not in todo]
+    if not todo:
+        raise ConfigError("reproduce needs entry names or --fast")
+    if args.out is not None and len(todo) != 1:
+        raise ConfigError("--out takes one entry")
+    if args.tolerance is not None and not args.tolerance >= 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
+    for name in todo:
+        entry_dir(name)  # an unknown name: UnknownEntryError, with a suggestion
+    failed = 0
+    for name in todo:
+        print(f"retraining {name} (odezoo train {name}) ...", file=sys.stderr, flush=True)
+        try:
+            result = reproduce_entry(name, tolerance=args.tolerance, out=args.out)
+        except FileNotFoundError as e:
+            print(f"NOT reproduced {name}: {e}", flush=True)
+            failed += 1
+            continue
+        print(result, flush=True)
+        failed += not result.reproduced
+    if len(todo) > 1:
+        print(f"{len(todo) - failed} of {len(todo)} entries reproduced")
     return 1 if failed else 0
