@@ -159,10 +159,14 @@ class PenaltyField(eqx.Module):
 
     `field(t, y, args)` is the user's field. With a Hutchinson probe, `args` arrives as
     `(args, (example_args, probe))`; the user's field gets `args` (or
-    `(args, example_args)` when it had per-example arguments) as before.
+    `(args, example_args)` when it had per-example arguments) as before. With a
+    `velocity(t, z, args)`, the state `y` is a tuple whose first element `z` is what moves
+    (a CNF's `(z, log-det)`): the penalties are of that motion, and the field's first
+    output is its velocity.
     """
 
     field: Callable
+    velocity: Callable | None
     channels: tuple[str, ...] = eqx.field(static=True)
     taylor_order: int = eqx.field(static=True)
     probe: bool = eqx.field(static=True)
@@ -178,20 +182,22 @@ class PenaltyField(eqx.Module):
     def __call__(self, t, state, args):
         y = state[0]
         user_args, probe = self._user_args(args)
-        f = lambda z: self.field(t, z, user_args)
-        dy = f(y)
+        dy = self.field(t, y, user_args)
+        motion = self.field if self.velocity is None else self.velocity
+        g = lambda s, z: motion(s, z, user_args)
+        z, dz = (y, dy) if self.velocity is None else (y[0], dy[0])
         rates = []
         for name in self.channels:
             if name == "kinetic":
-                rates.append(jnp.sum(dy**2))
+                rates.append(jnp.sum(dz**2))
             elif name == "jacobian":
-                rates.append(_frobenius(f, y, probe))
+                rates.append(_frobenius(lambda zz: g(t, zz), z, probe))
             else:
-                g = lambda s, z: self.field(s, z, user_args)
-                rates.append(jnp.sum(taylor_derivative(g, t, y, self.taylor_order) ** 2))
-        out = (dy, jnp.stack(rates).astype(y.dtype) if rates else jnp.zeros((0,), y.dtype))
+                rates.append(jnp.sum(taylor_derivative(g, t, z, self.taylor_order) ** 2))
+        dtype = z.dtype
+        out = (dy, jnp.stack(rates).astype(dtype) if rates else jnp.zeros((0,), dtype))
         if self.accumulate_error:
-            out = (*out, jnp.zeros((), y.dtype))
+            out = (*out, jnp.zeros((), dtype))
         return out
 
 
@@ -207,7 +213,7 @@ def _frobenius(f, y, probe):
 def penalised_solve(
     solver: Solver,
     field: Callable,
-    y0: Array,
+    y0: PyTree,
     args: PyTree = None,
     *,
     regularisation: Regularisation,
@@ -216,18 +222,23 @@ def penalised_solve(
     batched: bool = False,
     key: PRNGKeyArray | None = None,
     example_args: PyTree = None,
-) -> tuple[Array, dict[str, Array], SolveStats]:
+    velocity: Callable | None = None,
+) -> tuple[PyTree, dict[str, Array], SolveStats]:
     """Solve `dy/dt = field(t, y, args)` as [`solve`][odezoo.solve] does, together with
     the regularisers' integrals.
 
     Arguments:
 
     - `solver`, `field`, `y0`, `args`, `t0`, `t1`, `batched`, `example_args`: as for
-      [`solve`][odezoo.solve]; `y0` is an array (one example, or a batch).
+      [`solve`][odezoo.solve]; `y0` is an array (one example, or a batch), or with
+      `velocity` a tuple whose first element is what moves.
     - `regularisation`: a [`Regularisation`][odezoo.Regularisation].
     - `key`: with a key, the Jacobian term uses a Hutchinson probe and STEER draws the
       end time (training); without one, the Jacobian term is exact and the end time is
       `t1` (evaluation).
+    - `velocity`: for a state `(z, ...)` whose other parts are integrals (a CNF's
+      log-determinant), `velocity(t, z, args)`, the motion of `z` that is penalised;
+      `field(t, y, args)[0]` must equal it. Default: the penalties are of `field` on `y`.
 
     Returns:
 
@@ -250,7 +261,7 @@ def penalised_solve(
     ```
     """
     reg = regularisation
-    y0 = jnp.asarray(y0)
+    moving = y0 if velocity is None else y0[0]
     steer_key, probe_key = (None, None) if key is None else jax.random.split(key)
     t1 = reg.end_time(t0, t1, steer_key)
     probe = "jacobian" in reg.channels and key is not None
@@ -268,14 +279,16 @@ def penalised_solve(
             )
         solver = solver.replace(solver=ErrorAccumulator(solver.solver))
     penalty_field = PenaltyField(
-        field, reg.channels, reg.taylor_order, probe, example_args is not None, accumulate
+        field, velocity, reg.channels, reg.taylor_order, probe, example_args is not None, accumulate
     )
-    batch_shape = y0.shape[:1] if batched else ()
-    zeros = jnp.zeros((*batch_shape, len(reg.channels)), y0.dtype)
-    state = (y0, zeros, jnp.zeros(batch_shape, y0.dtype)) if accumulate else (y0, zeros)
+    batch_shape = moving.shape[:1] if batched else ()
+    zeros = jnp.zeros((*batch_shape, len(reg.channels)), moving.dtype)
+    state = (y0, zeros)
+    if accumulate:
+        state = (*state, jnp.zeros(batch_shape, moving.dtype))
     ex = example_args
     if probe:
-        ex = (example_args, jax.random.normal(probe_key, y0.shape, y0.dtype))
+        ex = (example_args, jax.random.normal(probe_key, moving.shape, moving.dtype))
     out, stats = solve(
         solver,
         penalty_field,

@@ -31,6 +31,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._errors import InputError, OdezooError, SolverError
+from .._regularisation import Regularisation
 from .._solver import Solver, SolveStats
 
 
@@ -239,6 +240,20 @@ class AbstractModel(eqx.Module):
         """The part of this model that solves an ODE (itself, or an ODE block), or `None`
         for a model without one. `model.ode_model().solver` is the model's solver."""
         return None
+
+    def apply_regularised(
+        self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, dict[str, Array], SolveStats | None]:
+        """`apply` with the speed regularisers of `regularisation` (a
+        [`Regularisation`][odezoo.Regularisation]): `(outputs, penalties, stats)`, the
+        penalties a dict from each active regulariser's name to its per-example values
+        (see [`penalised_solve`][odezoo.penalised_solve]). A `key` (training) draws
+        STEER's end time and the Jacobian term's probe.
+
+        A model without an ODE has nothing to regularise: its penalties are empty.
+        """
+        out, stats = self.apply(xs, key=key)
+        return out, {}, stats
 
     def is_batch(self, x: Array) -> bool:
         """Whether `x` has one more leading axis than an example."""

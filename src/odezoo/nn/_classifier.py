@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
+from .._regularisation import Regularisation
 from .._solver import SolveStats
 from ._arguments import as_shape
 from ._base import AbstractModel, AbstractODEModel, raises_odezoo_errors
@@ -124,3 +125,12 @@ class Classifier(AbstractModel):
         h = jax.vmap(self.stem)(self.check_input(xs, batched=True))
         h, stats = self.block.apply(h)
         return jax.vmap(self.head)(h), stats
+
+    @raises_odezoo_errors
+    def apply_regularised(
+        self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, dict[str, Array], SolveStats | None]:
+        """`apply` with the block's speed regularisers: `(logits, penalties, stats)`."""
+        h = jax.vmap(self.stem)(self.check_input(xs, batched=True))
+        h, values, stats = self.block.apply_regularised(h, regularisation, key=key)
+        return jax.vmap(self.head)(h), values, stats

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
+from .._regularisation import Regularisation, penalised_solve
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
@@ -250,6 +251,55 @@ class CNF(AbstractODEModel):
         logp, reg, stats = self._flow(xs, key, batched=True)
         penalty = self.kinetic * reg[:, 0] + self.jacobian * reg[:, 1]
         return logp, penalty, stats
+
+    @raises_odezoo_errors
+    def apply_regularised(
+        self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, dict[str, Array], SolveStats]:
+        """Log-densities of a batch with speed regularisers: `(log p (B,), penalties,
+        stats)`, the penalties summed over the blocks (see
+        [`AbstractModel.apply_regularised`][odezoo.nn.AbstractModel.apply_regularised]).
+        The penalties are of the flow's motion `dz/dt`; STEER draws each block's end time
+        around its own (`s = 1`, in units of the learned time). A Hutchinson-trace CNF
+        needs a `key` for its probes.
+
+        A CNF built with its own `kinetic`/`jacobian` weights (applied by
+        [`regularized`][odezoo.CNF.regularized]) raises
+        [`InputError`][odezoo.InputError] here: use one or the other.
+        """
+        if self.kinetic > 0 or self.jacobian > 0:
+            raise InputError(
+                "this CNF has its own RNODE weights (kinetic/jacobian, applied by "
+                "`regularized`); with a Regularisation, build it with kinetic=jacobian=0 "
+                "and put the weights in the Regularisation"
+            )
+        xs = self.check_input(xs, batched=True)
+        zero = jnp.zeros(xs.shape[:1], xs.dtype)
+        z, logdet = xs, zero
+        totals: dict[str, Array] = {}
+        all_stats = []
+        keys = [None] * len(self.fields) if key is None else jax.random.split(key, len(self.fields))
+        for field, k in zip(self.fields, keys, strict=True):
+            probe_key, penalty_key = (None, None) if k is None else jax.random.split(k)
+            ex = self._probe(probe_key, xs.shape, xs.dtype) if field.trace == "hutchinson" else None
+            out, values, stats = penalised_solve(
+                self.solver,
+                field,
+                (z, zero),
+                regularisation=regularisation,
+                t0=0.0,
+                t1=1.0,
+                batched=True,
+                key=penalty_key,
+                example_args=ex,
+                velocity=SampleField(field),
+            )
+            out = check_solution(out, stats, what=self.name, solver=self.solver, t0=0, t1=1)
+            z, logdet = out[0], logdet + out[1]
+            totals = {name: totals.get(name, 0.0) + v for name, v in values.items()}
+            all_stats.append(stats)
+        base = -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * self.data_size * math.log(2 * math.pi)
+        return base + logdet, totals, SolveStats.combine(all_stats)
 
     @raises_odezoo_errors
     def sample(self, key: PRNGKeyArray, n: int) -> Array:

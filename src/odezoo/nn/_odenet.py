@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
+from .._regularisation import Regularisation, penalised_solve
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._arguments import as_float, as_int, as_shape
 from ._base import AbstractODEModel, ODEProblem, check_times, raises_odezoo_errors
@@ -191,6 +192,39 @@ class ODENet(AbstractODEModel):
         xs = self.check_input(xs, batched=True)
         y1, stats = self._solve(jax.vmap(self._augment)(xs), batched=True)
         return jax.vmap(self._readout)(y1), stats
+
+    @raises_odezoo_errors
+    def apply_regularised(
+        self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, dict[str, Array], SolveStats]:
+        """`apply` with speed regularisers: `(outputs, penalties, stats)` (see
+        [`AbstractModel.apply_regularised`][odezoo.nn.AbstractModel.apply_regularised]).
+
+        Example:
+
+        ```python
+        import jax, jax.numpy as jnp, odezoo
+
+        net = odezoo.ODENet(2, key=jax.random.key(0))
+        reg = odezoo.Regularisation(kinetic=0.1, steer=0.5)
+        out, penalties, stats = net.apply_regularised(jnp.ones((4, 2)), reg,
+                                                      key=jax.random.key(1))
+        penalty = reg.penalty(penalties)   # add to the loss
+        ```
+        """
+        xs = self.check_input(xs, batched=True)
+        y1, values, stats = penalised_solve(
+            self.solver,
+            DynamicsField(self.dynamics),
+            jax.vmap(self._augment)(xs),
+            regularisation=regularisation,
+            t0=self.t0,
+            t1=self.t1,
+            batched=True,
+            key=key,
+        )
+        y1 = check_solution(y1, stats, what=self.name, solver=self.solver, t0=self.t0, t1=self.t1)
+        return jax.vmap(self._readout)(y1), values, stats
 
     @raises_odezoo_errors
     def trajectory(self, x: Array, ts: Array) -> Array:

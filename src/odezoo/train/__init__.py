@@ -23,6 +23,8 @@ from ._losses import get_loss as get_loss
 from ._losses import huber as huber
 from ._losses import mse as mse
 from ._losses import nll as nll
+from ._penalised import LossAux as LossAux
+from ._penalised import penalised as penalised
 from ._rundir import RunDir as RunDir
 from ._sharding import data_mesh as data_mesh
 from ._tolerance import piecewise_tolerance as piecewise_tolerance

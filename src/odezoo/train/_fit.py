@@ -442,14 +442,14 @@ def _take_step(setup: _Setup, state: _State) -> dict:
                 raise
             raise _training_error(setup, state, failure, detail=_first_line(e), alive=False) from e
     dt = time.perf_counter() - t0
-    value, stats, failure = out
+    value, stats, penalties, failure = out
     if failure != Failure.successful:
         solve_failed = failure_name(failure) in ("max_steps", "solve_diverged")
         detail = f"it stopped at t={json_number(stats.t_reached)}" if solve_failed else None
         raise _training_error(setup, state, failure, detail=detail, alive=True)
     state.step += 1
     state.times.append(dt)
-    return _record(setup, state, value, stats, dt, counter.vjp if counting else None)
+    return _record(setup, state, value, stats, penalties, dt, counter.vjp if counting else None)
 
 
 def _raised_failure(err: Exception) -> Failure | None:
@@ -498,7 +498,9 @@ def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -
     )
 
 
-def _record(setup: _Setup, state: _State, value, stats, dt: float, vjps: int | None) -> dict:
+def _record(
+    setup: _Setup, state: _State, value, stats, penalties: dict, dt: float, vjps: int | None
+) -> dict:
     """The training record of the step just taken; logged every `log_every` steps."""
     rec = {"kind": "train", "step": state.step, "loss": float(value), "step_time": dt}
     rec["nfe_forward"] = rec["nfe_backward"] = None
@@ -510,6 +512,7 @@ def _record(setup: _Setup, state: _State, value, stats, dt: float, vjps: int | N
         rec["rejected_steps"] = json_number(stats.num_rejected_steps)
         if solver is not None and solver.adjoint == "checked":
             rec["fell_back"] = json_number(stats.fell_back)
+    rec.update({f"penalty_{name}": json_number(v) for name, v in penalties.items()})
     if state.changes is not None:
         rec.update({f"solver_{k}": json_number(v) for k, v in state.changes.items()})
     if _due(state.step, setup.log_every) or state.step == setup.steps:

@@ -14,6 +14,7 @@ import optax
 from .._solver import SolveStats, SolveStatus
 from ._data import Draw, all_finite
 from ._failure import Failure, first_failure
+from ._penalised import split_aux
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _solve_failure(stats) -> list:
 @eqx.filter_jit(donate="all-except-first")
 def train_step(const, params, opt_state, kd):
     """One training step. Returns the new parameters, optimiser state and key data, and
-    `(loss, stats, failure)`; on a [`Failure`][odezoo.train.Failure] the parameters and
+    `(loss, stats, penalties, failure)`; on a [`Failure`][odezoo.train.Failure] the parameters and
     optimiser state are the old ones."""
     plan, static, arrays = const
     k = (
@@ -72,7 +73,8 @@ def train_step(const, params, opt_state, kd):
     def objective(p):
         return plan.loss(eqx.combine(p, static), batch, loss_key)
 
-    (value, stats), grads = eqx.filter_value_and_grad(objective, has_aux=True)(params)
+    (value, aux), grads = eqx.filter_value_and_grad(objective, has_aux=True)(params)
+    stats, penalties = split_aux(aux)
     updates, new_opt = plan.optimizer.update(grads, opt_state, params)
     new_params = eqx.apply_updates(params, updates)
     failure = first_failure(
@@ -87,4 +89,4 @@ def train_step(const, params, opt_state, kd):
     keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
     new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
     new_params, new_opt = jax.lax.with_sharding_constraint((new_params, new_opt), plan.replicated)
-    return new_params, new_opt, jax.random.key_data(k), (value, stats, failure)
+    return new_params, new_opt, jax.random.key_data(k), (value, stats, penalties, failure)
