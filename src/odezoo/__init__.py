@@ -18,6 +18,7 @@ from ._solver import Solver as Solver
 from ._solver import SolveStats as SolveStats
 from ._solver import check_solution as check_solution
 from ._solver import solve as solve
+from ._solver import solve_sde as solve_sde
 from .nn import CNF as CNF
 from .nn import MLP as MLP
 from .nn import Classifier as Classifier

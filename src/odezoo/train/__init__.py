@@ -34,6 +34,9 @@ from ._losses import nll as nll
 from ._rundir import RunDir as RunDir
 from ._rundir import config_hash as config_hash
 from ._rundir import read_jsonl as read_jsonl
+from ._series_losses import elbo_loss as elbo_loss
+from ._series_losses import series_cross_entropy as series_cross_entropy
+from ._series_losses import series_mse as series_mse
 from ._sharding import DATA_AXIS as DATA_AXIS
 from ._sharding import data_mesh as data_mesh
 from ._sharding import localize as localize
