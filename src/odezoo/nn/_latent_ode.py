@@ -8,6 +8,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
@@ -143,7 +144,7 @@ class LatentODE(AbstractODEModel):
             jnp.concatenate([jnp.zeros_like(values[:, :1]), values], axis=1),
             jnp.concatenate([jnp.zeros_like(mask[:, :1]), mask], axis=1),
         )
-        if not isinstance(times, jax.core.Tracer) and bool(jnp.any(times < self.t0)):
+        if not isinstance(times, jax.core.Tracer) and np.any(np.asarray(times) < self.t0):
             raise InputError(f"{self.name}: every time must be >= t0 = {self.t0:g}")
         _, h, stats = self.encoder.hidden_states(padded, reverse=True)
         out = jax.vmap(self.encoder.head)(h)
