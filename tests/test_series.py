@@ -147,7 +147,9 @@ def test_gradients_and_masks(x64, name, adjoint):
     )
     exact = sum(
         jnp.vdot(g, d)
-        for g, d in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction))
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
+        )
     )
     # Checkpointing differentiates the discretised solve exactly; backsolve solves the
     # adjoint equation, to the tolerance (1e-9) for ODEs, and with an O(dt0) error for SDEs
