@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._adjoint import reversibility_error as reversibility_error
     from ._counting import EvaluationCount as EvaluationCount
     from ._counting import count_evaluations as count_evaluations
+    from ._sde import solve_sde as solve_sde
     from ._solver import Solver as Solver
     from ._solver import SolveStats as SolveStats
     from ._solver import SolveStatus as SolveStatus
@@ -61,6 +62,7 @@ _EXPORTS = {
     "SolveStatus": "._solver",
     "check_solution": "._solver",
     "solve": "._solver",
+    "solve_sde": "._sde",
     "CNF": ".nn",
     "MLP": ".nn",
     "Classifier": ".nn",

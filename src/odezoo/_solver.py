@@ -440,7 +440,9 @@ class Solver(eqx.Module):
         raise AssertionError(kind)
 
 
-def _nfe(solver: Solver, num_steps: Array) -> Array:
+def forward_evaluations(solver: Solver, num_steps: Array) -> Array:
+    """Forward evaluations of the field in a solve of `num_steps` steps (NaN when the
+    diffrax solver's stage count is not known)."""
     evals = STAGE_EVALUATIONS.get(type(solver.solver))
     if evals is None:
         return jnp.full_like(num_steps, jnp.nan, dtype=jnp.float32)
@@ -450,7 +452,7 @@ def _nfe(solver: Solver, num_steps: Array) -> Array:
     return init + per_step * num_steps
 
 
-def _nfe_backward(solver: Solver, kind: str, nfe: Array) -> Array:
+def backward_evaluations(solver: Solver, kind: str, nfe: Array) -> Array:
     """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`)."""
     if kind not in ("checkpoint", "direct"):
         return jnp.full_like(nfe, jnp.nan, dtype=jnp.float32)
@@ -781,14 +783,14 @@ def solve(
         ys, st = run(kind, y0)
         rev_err, fell_back = jnp.asarray(jnp.nan, jnp.float32), jnp.asarray(0, jnp.int32)
 
-    nfe = _nfe(solver, st["num_steps"])
+    nfe = forward_evaluations(solver, st["num_steps"])
     failed = jnp.where(input_ok, st["failed"], int(SolveStatus.NONFINITE_INPUT))
     stats = SolveStats(
         num_steps=st["num_steps"],
         num_accepted_steps=st["num_accepted_steps"],
         num_rejected_steps=st["num_rejected_steps"],
         nfe=nfe,
-        nfe_backward=_nfe_backward(solver, kind, nfe),
+        nfe_backward=backward_evaluations(solver, kind, nfe),
         t_reached=st["t_reached"],
         failed=failed.astype(jnp.int32),
         reversibility_error=rev_err,
