@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
 import equinox as eqx
 import jax
@@ -12,7 +14,6 @@ from .._errors import InputError
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
-from ._ode_rnn import activation as _activation
 
 INTERPOLATIONS = ("cubic", "linear")
 
@@ -153,8 +154,8 @@ class NeuralCDE(AbstractODEModel):
         *,
         width_size: int = 32,
         depth: int = 1,
-        activation: str = "softplus",
-        final_activation: str = "tanh",
+        activation: Callable = jax.nn.softplus,
+        final_activation: Callable = jnp.tanh,
         interpolation: str = "cubic",
         solver: Solver | None = None,
         key: PRNGKeyArray,
@@ -171,8 +172,8 @@ class NeuralCDE(AbstractODEModel):
             hidden_size * channels,
             width_size,
             depth,
-            activation=_activation(activation),
-            final_activation=_activation(final_activation),
+            activation=activation,
+            final_activation=final_activation,
             key=fkey,
         )
         self.field = CDEField(net, hidden_size, channels, interpolation)

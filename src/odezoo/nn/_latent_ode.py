@@ -4,6 +4,7 @@ latent ODE decoder, trained by the ELBO."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -15,7 +16,7 @@ from .._errors import InputError
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
-from ._ode_rnn import ODERNN, HiddenField, activation
+from ._ode_rnn import ODERNN, HiddenField
 
 
 def gaussian_log_likelihood(x: Array, mean: Array, mask: Array, std: float) -> Array:
@@ -92,7 +93,7 @@ class LatentODE(AbstractODEModel):
         *,
         width_size: int = 32,
         depth: int = 1,
-        activation: str = "tanh",
+        activation: Callable = jnp.tanh,
         obs_std: float = 0.01,
         t0: float = 0.0,
         solver: Solver | None = None,
@@ -113,7 +114,7 @@ class LatentODE(AbstractODEModel):
             key=ekey,
         )
         self.decoder = eqx.nn.MLP(
-            latent_size, latent_size, width_size, depth, activation=_act(activation), key=dkey
+            latent_size, latent_size, width_size, depth, activation=activation, key=dkey
         )
         self.readout = eqx.nn.Linear(latent_size, data_size, key=rkey)
         self.solver = solver
@@ -211,7 +212,3 @@ class LatentODE(AbstractODEModel):
         return ODEProblem(
             HiddenField(self.decoder), mean, self.t0, float(jnp.max(series.times)), True
         )
-
-
-def _act(name: str):
-    return activation(name)

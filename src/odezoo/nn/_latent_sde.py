@@ -3,6 +3,8 @@ the ELBO, sampled for paths."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
 import equinox as eqx
 import jax
@@ -14,7 +16,6 @@ from .._solver import Solver, SolveStats, check_solution
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._latent_ode import gaussian_kl, gaussian_log_likelihood
-from ._ode_rnn import activation as _activation
 
 
 class DiagonalDiffusion(eqx.Module):
@@ -131,7 +132,7 @@ class LatentSDE(AbstractODEModel):
         *,
         width_size: int = 32,
         depth: int = 1,
-        activation: str = "softplus",
+        activation: Callable = jax.nn.softplus,
         obs_std: float = 0.1,
         t0: float = 0.0,
         solver: Solver | None = None,
@@ -140,7 +141,7 @@ class LatentSDE(AbstractODEModel):
         if not obs_std > 0:
             raise ValueError(f"obs_std must be positive, got {obs_std!r}")
         keys = jax.random.split(key, 6)
-        act = _activation(activation)
+        act = activation
         self.encoder = eqx.nn.GRUCell(2 * data_size + 1, hidden_size, key=keys[0])
         self.encoder_head = eqx.nn.Linear(hidden_size, 2 * latent_size + context_size, key=keys[1])
         self.prior = PriorDrift(

@@ -3,6 +3,8 @@ observations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,25 +13,6 @@ from jaxtyping import Array, PRNGKeyArray
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
-
-_ACTIVATIONS = {
-    "tanh": jnp.tanh,
-    "softplus": jax.nn.softplus,
-    "relu": jax.nn.relu,
-    "elu": jax.nn.elu,
-    "identity": lambda x: x,
-}
-
-
-def activation(name: str):
-    """The activation function called `name` (`"tanh"`, `"softplus"`, `"relu"`, `"elu"`,
-    `"identity"`), so that model configs stay JSON-able."""
-    try:
-        return _ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}"
-        ) from None
 
 
 class HiddenField(eqx.Module):
@@ -83,7 +66,7 @@ class ODERNN(AbstractODEModel):
 
     - `data_size`: channels `C` per observation.
     - `hidden_size`: size of the hidden state.
-    - `width_size`, `depth`, `activation`: the MLP `f` (activation by name).
+    - `width_size`, `depth`, `activation`: the MLP `f` (a function; by name in a config).
     - `out_size`: if given, a linear readout of the final hidden state; otherwise
       `apply` returns the hidden state.
     - `solver`: a [`Solver`][odezoo.Solver] for the solves between observations.
@@ -115,7 +98,7 @@ class ODERNN(AbstractODEModel):
         *,
         width_size: int = 32,
         depth: int = 1,
-        activation: str = "tanh",
+        activation: Callable = jnp.tanh,
         out_size: int | None = None,
         solver: Solver | None = None,
         key: PRNGKeyArray,
@@ -123,7 +106,7 @@ class ODERNN(AbstractODEModel):
         ckey, dkey, hkey = jax.random.split(key, 3)
         self.cell = eqx.nn.GRUCell(2 * data_size, hidden_size, key=ckey)
         self.dynamics = eqx.nn.MLP(
-            hidden_size, hidden_size, width_size, depth, activation=_act(activation), key=dkey
+            hidden_size, hidden_size, width_size, depth, activation=activation, key=dkey
         )
         self.head = None if out_size is None else eqx.nn.Linear(hidden_size, out_size, key=hkey)
         self.solver = Solver() if solver is None else solver
@@ -185,7 +168,3 @@ class ODERNN(AbstractODEModel):
         state after the last observation of each series."""
         _, h, _ = self.hidden_states(x)
         return ODEProblem(HiddenField(self.dynamics), h, 0.0, 1.0, True)
-
-
-def _act(name: str):
-    return activation(name)
