@@ -198,19 +198,24 @@ class SolveStats(eqx.Module):
         return "SolveStats(" + ", ".join(parts) + ")"
 
     @staticmethod
-    def combine(stats: list[SolveStats]) -> SolveStats:
-        """Sum the counts of several consecutive solves (e.g. stacked CNF blocks)."""
-        if len(stats) == 1:
-            return stats[0]
-        tot = lambda name: sum(getattr(s, name) for s in stats)
-        worst = lambda name: jnp.max(jnp.stack([getattr(s, name) for s in stats]))
+    def combine(stats: list[SolveStats] | SolveStats) -> SolveStats:
+        """Sum the counts of several consecutive solves: a list (e.g. stacked CNF
+        blocks), or one `SolveStats` whose fields are stacked along a leading axis (the
+        solves of a `lax.scan`, as an ODE-RNN makes). Counts add up; the worst failure
+        code, reversibility error and fall-back are kept; `t_reached` is the last."""
+        if not isinstance(stats, SolveStats):
+            if len(stats) == 1:
+                return stats[0]
+            stats = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *stats)
+        tot = lambda name: jnp.sum(getattr(stats, name), axis=0)
+        worst = lambda name: jnp.max(getattr(stats, name), axis=0)
         return SolveStats(
             num_steps=tot("num_steps"),
             num_accepted_steps=tot("num_accepted_steps"),
             num_rejected_steps=tot("num_rejected_steps"),
             nfe=tot("nfe"),
             nfe_backward=tot("nfe_backward"),
-            t_reached=stats[-1].t_reached,
+            t_reached=stats.t_reached[-1],
             failed=worst("failed"),
             reversibility_error=worst("reversibility_error"),
             fell_back=worst("fell_back"),

@@ -38,20 +38,6 @@ class RescaledField(eqx.Module):
         return dt * self.net(h)
 
 
-def sum_stats(stacked: SolveStats) -> SolveStats:
-    """The statistics of a scan of solves (each field stacked along axis 0), added up."""
-    return SolveStats(
-        num_steps=jnp.sum(stacked.num_steps),
-        num_accepted_steps=jnp.sum(stacked.num_accepted_steps),
-        num_rejected_steps=jnp.sum(stacked.num_rejected_steps),
-        nfe=jnp.sum(stacked.nfe),
-        t_reached=stacked.t_reached[-1],
-        failed=jnp.max(stacked.failed),
-        reversibility_error=jnp.max(stacked.reversibility_error),
-        fell_back=jnp.max(stacked.fell_back),
-    )
-
-
 class ODERNN(AbstractODEModel):
     """ODE-RNN (Rubanova et al. 2019, "Latent ODEs for irregularly-sampled time series"):
     between observations the GRU's hidden state follows `dh/dt = f(h)`; at each
@@ -153,7 +139,7 @@ class ODERNN(AbstractODEModel):
         (h, _), (hs, st) = jax.lax.scan(step, (h0, xs[0][0]), xs)
         if reverse:
             hs = hs[::-1]
-        return jnp.swapaxes(hs, 0, 1), h, sum_stats(st)
+        return jnp.swapaxes(hs, 0, 1), h, SolveStats.combine(st)
 
     def apply(self, xs, *, key: PRNGKeyArray | None = None) -> tuple[Array, SolveStats]:
         """The readout of the final hidden state, `(B, out_size)` (or the hidden state
