@@ -465,3 +465,24 @@ def test_evaluation_cross_entropy_and_nll_match_training():
     metrics = evaluate(flow, (sample,), "nll")
     assert metrics["loss"] == pytest.approx(float(nll(flow, (sample,))[0]), rel=1e-5)
     assert metrics["nfe_forward"] > 0
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"type": "ode_rnn", "data_size": 2, "hidden_size": 8},
+        {"type": "latent_ode", "data_size": 1, "latent_size": 4, "hidden_size": 8},
+        {"type": "neural_cde", "data_size": 2, "hidden_size": 8, "out_size": 2},
+        {"type": "latent_sde", "data_size": 1, "latent_size": 2, "hidden_size": 8,
+         "context_size": 4},
+    ],
+)  # fmt: skip
+def test_the_series_families_build_from_their_one_line_registration(section):
+    cfg = {"model": section, "data": {"name": "cubic"}, "train": {"steps": 1}}
+    if section["type"] == "latent_sde":
+        cfg["solver"] = {"solver": "ReversibleHeun", "dt0": 0.05}
+    full = full_config(cfg)
+    assert isinstance(full["model"]["activation"], str)  # JSON data, by name
+    model = build_model(full)
+    assert type(model).__name__.lower().replace("_", "") == section["type"].replace("_", "")
+    assert isinstance(model, odezoo.nn.AbstractODEModel)

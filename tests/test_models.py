@@ -543,3 +543,19 @@ def test_cnf_with_trace_keeps_everything_else():
     f, g = flow.fields[0], hutch.fields[0]
     assert (g.trace, g.probe, g.regularize, g.learn_time) == ("hutchinson", "gaussian", True, True)
     assert eqx.tree_equal(f.dynamics, g.dynamics) and f.trace == "exact"
+
+
+def test_abstract_variables_are_declared_not_fields():
+    # A stringified `eqx.AbstractVar` annotation silently becomes an ordinary field; the
+    # interfaces' abstract variables must stay abstract (and out of every model's pytree).
+    import dataclasses
+
+    assert "in_shape" not in [f.name for f in dataclasses.fields(odezoo.MLP)]
+    assert "solver" in [f.name for f in dataclasses.fields(odezoo.CNF)]  # a real field
+
+    class NoShape(odezoo.nn.AbstractModel):
+        def apply(self, xs, *, key=None):
+            return xs, None
+
+    with pytest.raises(TypeError, match="in_shape"):
+        NoShape()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._regularisation import Regularisation as Regularisation
     from ._regularisation import penalised_solve as penalised_solve
     from ._regularisation import taylor_derivative as taylor_derivative
+    from ._sde import solve_sde as solve_sde
     from ._solver import Solver as Solver
     from ._solver import SolveStats as SolveStats
     from ._solver import SolveStatus as SolveStatus
@@ -69,6 +70,7 @@ _EXPORTS = {
     "SolveStatus": "._solver",
     "check_solution": "._solver",
     "solve": "._solver",
+    "solve_sde": "._sde",
     "CNF": ".nn",
     "MLP": ".nn",
     "Classifier": ".nn",

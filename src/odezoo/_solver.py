@@ -199,19 +199,24 @@ class SolveStats(eqx.Module):
         return "SolveStats(" + ", ".join(parts) + ")"
 
     @staticmethod
-    def combine(stats: list[SolveStats]) -> SolveStats:
-        """Sum the counts of several consecutive solves (e.g. stacked CNF blocks)."""
-        if len(stats) == 1:
-            return stats[0]
-        tot = lambda name: sum(getattr(s, name) for s in stats)
-        worst = lambda name: jnp.max(jnp.stack([getattr(s, name) for s in stats]))
+    def combine(stats: list[SolveStats] | SolveStats) -> SolveStats:
+        """Sum the counts of several consecutive solves: a list (e.g. stacked CNF
+        blocks), or one `SolveStats` whose fields are stacked along a leading axis (the
+        solves of a `lax.scan`, as an ODE-RNN makes). Counts add up; the worst failure
+        code, reversibility error and fall-back are kept; `t_reached` is the last."""
+        if not isinstance(stats, SolveStats):
+            if len(stats) == 1:
+                return stats[0]
+            stats = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *stats)
+        tot = lambda name: jnp.sum(getattr(stats, name), axis=0)
+        worst = lambda name: jnp.max(getattr(stats, name), axis=0)
         return SolveStats(
             num_steps=tot("num_steps"),
             num_accepted_steps=tot("num_accepted_steps"),
             num_rejected_steps=tot("num_rejected_steps"),
             nfe=tot("nfe"),
             nfe_backward=tot("nfe_backward"),
-            t_reached=stats[-1].t_reached,
+            t_reached=stats.t_reached[-1],
             failed=worst("failed"),
             reversibility_error=worst("reversibility_error"),
             fell_back=worst("fell_back"),
@@ -443,7 +448,9 @@ class Solver(eqx.Module):
         raise AssertionError(kind)
 
 
-def _nfe(solver: Solver, num_steps: Array) -> Array:
+def forward_evaluations(solver: Solver, num_steps: Array) -> Array:
+    """Forward evaluations of the field in a solve of `num_steps` steps (NaN when the
+    diffrax solver's stage count is not known)."""
     inner = solver.solver
     if isinstance(inner, ErrorAccumulator):  # evaluates the field as its inner solver
         inner = inner.solver
@@ -456,7 +463,7 @@ def _nfe(solver: Solver, num_steps: Array) -> Array:
     return init + per_step * num_steps
 
 
-def _nfe_backward(solver: Solver, kind: str, nfe: Array) -> Array:
+def backward_evaluations(solver: Solver, kind: str, nfe: Array) -> Array:
     """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`)."""
     if kind not in ("checkpoint", "direct"):
         return jnp.full_like(nfe, jnp.nan, dtype=jnp.float32)
@@ -797,14 +804,14 @@ def solve(
         ys, st = run(kind, y0)
         rev_err, fell_back = jnp.asarray(jnp.nan, jnp.float32), jnp.asarray(0, jnp.int32)
 
-    nfe = _nfe(solver, st["num_steps"])
+    nfe = forward_evaluations(solver, st["num_steps"])
     failed = jnp.where(input_ok, st["failed"], int(SolveStatus.NONFINITE_INPUT))
     stats = SolveStats(
         num_steps=st["num_steps"],
         num_accepted_steps=st["num_accepted_steps"],
         num_rejected_steps=st["num_rejected_steps"],
         nfe=nfe,
-        nfe_backward=_nfe_backward(solver, kind, nfe),
+        nfe_backward=backward_evaluations(solver, kind, nfe),
         t_reached=st["t_reached"],
         failed=failed.astype(jnp.int32),
         reversibility_error=rev_err,

@@ -17,7 +17,19 @@ import numpy as np
 
 from .._errors import ConfigError
 from .._solver import Solver
-from ..nn import CNF, MLP, Classifier, ConvBlock, ConvDynamics, ODENet, ResNet
+from ..nn import (
+    CNF,
+    MLP,
+    ODERNN,
+    Classifier,
+    ConvBlock,
+    ConvDynamics,
+    LatentODE,
+    LatentSDE,
+    NeuralCDE,
+    ODENet,
+    ResNet,
+)
 from ._signature import (
     ACTIVATIONS,
     arguments_from,
@@ -451,3 +463,9 @@ register_family(
 )
 register_model("cnf", CNF, exclude=("dynamics",), solver=Solver(rtol=1e-5, atol=1e-5))
 register_family(_ClassifierFamily("classifier", Classifier))
+# The continuous-time series families: their config keys are their constructors' own
+# keyword arguments, so each registers in one line.
+register_model("ode_rnn", ODERNN)
+register_model("latent_ode", LatentODE)
+register_model("neural_cde", NeuralCDE)
+register_model("latent_sde", LatentSDE)

@@ -5,6 +5,9 @@ from ._base import AbstractODEModel as AbstractODEModel
 from ._base import ODEProblem as ODEProblem
 from ._base import check_input as check_input
 from ._base import count_parameters as count_parameters
+from ._cde import CDEField as CDEField
+from ._cde import NeuralCDE as NeuralCDE
+from ._cde import control_path as control_path
 from ._classifier import Classifier as Classifier
 from ._cnf import CNF as CNF
 from ._cnf import CNFField as CNFField
@@ -13,7 +16,12 @@ from ._dynamics import ConcatSquashLinear as ConcatSquashLinear
 from ._dynamics import ConcatSquashMLP as ConcatSquashMLP
 from ._dynamics import ConvBlock as ConvBlock
 from ._dynamics import ConvDynamics as ConvDynamics
+from ._irregular import IrregularSeries as IrregularSeries
+from ._irregular import as_series as as_series
+from ._latent_ode import LatentODE as LatentODE
+from ._latent_sde import LatentSDE as LatentSDE
 from ._mlp import MLP as MLP
+from ._ode_rnn import ODERNN as ODERNN
 from ._odenet import DynamicsField as DynamicsField
 from ._odenet import ODENet as ODENet
 from ._resnet import ResNet as ResNet

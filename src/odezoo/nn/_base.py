@@ -16,7 +16,8 @@ Any model with an ODE part (itself, or e.g. a Classifier's ODE block) returns it
 counts a model's parameters.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: equinox does not support stringified
+# `AbstractVar` annotations (they would silently become ordinary fields).
 
 import abc
 import functools
@@ -85,7 +86,7 @@ def _message_of(text: str) -> str:
     return text.split("\n\n", 1)[0].strip()
 
 
-def _odezoo_error(model: AbstractModel, err: Exception) -> OdezooError | None:
+def _odezoo_error(model: "AbstractModel", err: Exception) -> OdezooError | None:
     text = str(err)
     found = [m for m in _INPUT_MESSAGES if m in text]
     if found:
@@ -236,7 +237,7 @@ class AbstractModel(eqx.Module):
         """Outputs for a batch of shape `(B, *in_shape)`."""
         return self.apply(xs, key=key)[0]
 
-    def ode_model(self) -> AbstractODEModel | None:
+    def ode_model(self) -> "AbstractODEModel | None":
         """The part of this model that solves an ODE (itself, or an ODE block), or `None`
         for a model without one. `model.ode_model().solver` is the model's solver."""
         return None
@@ -266,7 +267,7 @@ class AbstractModel(eqx.Module):
 
     def with_solver(
         self, solver: Solver | diffrax.AbstractSolver | None = None, **changes: Any
-    ) -> AbstractModel:
+    ) -> "AbstractModel":
         """A copy whose ODE (`ode_model()`) uses another solver, or some changed solver
         fields: how a trained model trades speed for precision at test time, without
         retraining. Raises [`InputError`][odezoo.InputError] for a model without an ODE.
@@ -327,7 +328,7 @@ class AbstractODEModel(AbstractModel):
 
     solver: eqx.AbstractVar[Solver]
 
-    def ode_model(self) -> AbstractODEModel:
+    def ode_model(self) -> "AbstractODEModel":
         """This model itself."""
         return self
 

@@ -1,0 +1,328 @@
+"""Time-series families (issue 14): ODE-RNN, latent ODE, neural CDE, latent SDE, and the
+SDE path of the solver. Small sizes and one compile per (model, adjoint): the same
+compiled value-and-gradient serves the finite differences and the mask checks."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import odezoo
+from odezoo import InputError, SolverError
+from odezoo.nn import ODERNN, LatentODE, LatentSDE, NeuralCDE, as_series
+from odezoo.train import elbo_loss, series_cross_entropy, series_mse
+
+
+def _f64(tree):
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, tree
+    )
+
+
+def _batch(key, n=3, t=5, channels=1):
+    """Irregular float64 series with a per-channel mask holding some zeros."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    times = jnp.sort(jax.random.uniform(k1, (n, t), jnp.float64, 0.1, 1.5), axis=1)
+    values = jax.random.normal(k2, (n, t, channels), jnp.float64)
+    mask = jax.random.bernoulli(k3, 0.7, (n, t, channels)).astype(jnp.float64)
+    mask = mask.at[:, 0].set(1.0)
+    return times, values * mask, mask
+
+
+# -- closed forms -----------------------------------------------------------------------
+
+
+def test_ode_rnn_with_zero_dynamics_is_a_gru(x64):
+    rnn = _f64(ODERNN(2, 4, width_size=5, key=jax.random.key(0)))
+    last = rnn.dynamics.layers[-1]
+    rnn = eqx.tree_at(
+        lambda m: (m.dynamics.layers[-1].weight, m.dynamics.layers[-1].bias),
+        rnn,
+        (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
+    )
+    times, values, _ = _batch(jax.random.key(1), channels=2)
+    mask = jnp.ones_like(values)
+    hs, h, _ = eqx.filter_jit(rnn.hidden_states)(as_series(times, values, mask))
+
+    def gru(carry, x):
+        carry = jax.vmap(rnn.cell)(x, carry)
+        return carry, carry
+
+    inputs = jnp.swapaxes(jnp.concatenate([values, mask], -1), 0, 1)
+    h_ref, hs_ref = jax.lax.scan(gru, jnp.zeros((3, 4)), inputs)
+    np.testing.assert_allclose(hs, jnp.swapaxes(hs_ref, 0, 1), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(h, h_ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("interpolation", ["cubic", "linear"])
+def test_linear_cde_on_linear_control_matches_closed_form(x64, interpolation):
+    """`dy = W y dX` with `X(t) = (t, a + v t)`: every increment of `X` is parallel to
+    `d = (1, v)`, so `y(t_end) = expm(M (t_end - t_start)) y(t_start)`,
+    `M[i, k] = sum_j W[i, j, k] d[j]`, whatever the (irregular) times."""
+    hidden, channels = 3, 2
+    solver = odezoo.Solver(rtol=1e-13, atol=1e-13, max_steps=10000)
+    cde = NeuralCDE(
+        1,
+        hidden,
+        1,
+        depth=0,
+        final_activation="identity",
+        interpolation=interpolation,
+        solver=solver,
+        key=jax.random.key(0),
+    )
+    cde = _f64(cde)
+    layer = cde.field.net.layers[0]
+    cde = eqx.tree_at(lambda m: m.field.net.layers[0].bias, cde, jnp.zeros_like(layer.bias))
+    times = jnp.array([[0.0, 0.2, 0.5, 0.6, 1.3], [0.1, 0.4, 0.45, 0.9, 1.0]])
+    v, a = 0.7, -0.3
+    values = (a + v * times)[..., None]
+    y1, _ = eqx.filter_jit(cde.hidden)(as_series(times, values))
+    w = cde.field.net.layers[0].weight.reshape(hidden, channels, hidden)
+    m = jnp.einsum("ijk,j->ik", w, jnp.array([1.0, v]))
+    for b in range(2):
+        x0 = jnp.array([times[b, 0], values[b, 0, 0]])
+        y0 = cde.initial(x0)
+        exact = jax.scipy.linalg.expm(m * (times[b, -1] - times[b, 0])) @ y0
+        np.testing.assert_allclose(y1[b], exact, rtol=0, atol=1e-9)  # error ~ tolerance
+
+
+# -- gradients against finite differences, and masks, one compile per (model, adjoint) --
+
+
+def _models(adjoint):
+    ode = odezoo.Solver(rtol=1e-9, atol=1e-9, adjoint=adjoint)
+    sde = odezoo.Solver(solver=diffrax.ReversibleHeun(), dt0=0.1, adjoint=adjoint)
+    small = dict(width_size=4, key=jax.random.key(3))
+    return {
+        "ode_rnn": (ODERNN(1, 3, out_size=2, solver=ode, **small), series_cross_entropy, 1),
+        "latent_ode": (LatentODE(1, 2, 3, solver=ode, obs_std=0.5, **small), elbo_loss, 0),
+        # The CDE's global error is far above its local tolerance (its control varies fast
+        # in the index parametrisation): 1e-12 keeps finite differences at 1e-7 relative.
+        "cde": (
+            NeuralCDE(1, 3, 1, solver=ode.replace(rtol=1e-12, atol=1e-12), **small),
+            series_mse,
+            1,
+        ),
+        "latent_sde": (LatentSDE(1, 2, 3, 2, solver=sde, obs_std=0.5, **small), elbo_loss, 0),
+    }
+
+
+def _labels(name, n):
+    if name == "ode_rnn":
+        return (jnp.array([0, 1, 1])[:n],)
+    if name == "cde":
+        return (jnp.linspace(-1.0, 1.0, n)[:, None],)
+    return ()
+
+
+@pytest.mark.parametrize("adjoint", ["checkpoint", "backsolve"])
+@pytest.mark.parametrize("name", ["ode_rnn", "latent_ode", "cde", "latent_sde"])
+def test_gradients_and_masks(x64, name, adjoint):
+    model, loss, _ = _models(adjoint)[name]
+    model = _f64(model)
+    times, values, mask = _batch(jax.random.key(4))
+    labels = _labels(name, 3)
+    key = jax.random.key(5)
+
+    @eqx.filter_jit
+    def value_and_grad(model, values):
+        return eqx.filter_value_and_grad(lambda m: loss(m, (times, values, mask, *labels), key)[0])(
+            model
+        )
+
+    value, grads = value_and_grad(model, values)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(6), len(leaves))
+    direction = treedef.unflatten(
+        [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
+    )
+    eps = 1e-4
+    shifted = lambda s: eqx.apply_updates(model, jax.tree_util.tree_map(lambda d: s * d, direction))
+    fd = (value_and_grad(shifted(eps), values)[0] - value_and_grad(shifted(-eps), values)[0]) / (
+        2 * eps
+    )
+    exact = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
+        )
+    )
+    # Checkpointing differentiates the discretised solve exactly; backsolve solves the
+    # adjoint equation, to the tolerance (1e-9) for ODEs, and with an O(dt0) error for SDEs
+    # (reversible Heun reconstructs the forward path, not the discrete gradient): 5% at
+    # dt0 = 0.1 here; test_sde_backsolve_reversible_heun_against_checkpoint checks that it
+    # shrinks with dt0.
+    rtol = 0.1 if (name == "latent_sde" and adjoint == "backsolve") else 1e-5
+    np.testing.assert_allclose(exact, fd, rtol=rtol, atol=1e-6)
+
+    # A masked observation has no effect on the loss or its gradient: not even NaN.
+    garbage = jnp.where(mask > 0, values, jnp.nan)
+    value2, grads2 = value_and_grad(model, garbage)
+    assert float(value2) == float(value)
+    assert bool(eqx.tree_equal(grads, grads2))
+
+    # Changing an observed value does change it (the check above can fail).
+    value3, _ = value_and_grad(model, values + mask)
+    assert float(value3) != float(value)
+
+
+class _Drift(eqx.Module):
+    a: jax.Array
+
+    def __call__(self, t, y, args):
+        return -self.a * y + jnp.sin(t)
+
+
+class _Diffusion(eqx.Module):
+    b: jax.Array
+
+    def __call__(self, t, y, args):
+        return self.b * (1.0 + 0.5 * jnp.tanh(y))
+
+
+def test_sde_backsolve_reversible_heun_against_checkpoint(x64):
+    """Backsolve with reversible Heun against checkpointing (the discrete gradient) on
+    an SDE with multiplicative noise, saved at irregular times: they agree to O(dt0)
+    (reversible Heun reconstructs the forward path; the adjoint SDE still has its own
+    discretisation error), and closer as dt0 shrinks."""
+    ts = jnp.array([0.1, 0.35, 0.35, 0.8, 1.0])
+    y0 = jnp.array([[1.0, -0.5], [0.2, 0.3]])
+    params = (_Drift(jnp.array(0.7)), _Diffusion(jnp.array(0.4)))
+    gaps = []
+    for dt0 in (0.1, 0.02):
+        grads = []
+        for adjoint in ("checkpoint", "backsolve"):
+            s = odezoo.Solver(solver=diffrax.ReversibleHeun(), dt0=dt0, adjoint=adjoint)
+
+            def loss(p, s=s):
+                ys, _ = odezoo.solve_sde(
+                    s, p[0], p[1], y0, ts=ts, batched=True, key=jax.random.key(0)
+                )
+                return jnp.sum(ys**2)
+
+            grads.append(jnp.stack(jax.tree_util.tree_leaves(jax.jit(jax.grad(loss))(params))))
+        gaps.append(float(jnp.max(jnp.abs(grads[0] - grads[1]) / jnp.abs(grads[0]))))
+    assert gaps[1] < gaps[0] / 2 and gaps[1] < 1e-2, gaps
+
+
+# -- SDE solvers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("solver", "ito", "order"),
+    [(diffrax.Euler(), True, 0.5), (diffrax.Heun(), False, 1.0)],
+)
+def test_sde_strong_convergence_on_gbm(x64, solver, ito, order):
+    """Mean absolute error at `T = 1` against the exact solution on the same Brownian
+    path, `y0 exp((mu - sigma**2 / 2) T + sigma W_T)` (Itô; Euler-Maruyama, strong order
+    1/2) or `y0 exp(mu T + sigma W_T)` (Stratonovich; Heun, strong order 1 for scalar
+    noise)."""
+    mu, sigma, tol = 0.5, 0.8, 2.0**-12
+    keys = jax.random.split(jax.random.key(0), 400)
+    drift = lambda t, y, args: mu * y
+    diffusion = lambda t, y, args: sigma * y
+    y0 = jnp.ones(1)
+
+    def exact(key):
+        bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol, jax.ShapeDtypeStruct((1,), y0.dtype), key)
+        w = bm.evaluate(0.0, 1.0)
+        return y0 * jnp.exp((mu - sigma**2 / 2 if ito else mu) + sigma * w)
+
+    truth = jax.vmap(exact)(keys)
+    dts = [2.0**-k for k in range(3, 7)]
+    errors = []
+    for dt in dts:
+        s = odezoo.Solver(solver=solver, dt0=dt)
+        one = lambda k: odezoo.solve_sde(s, drift, diffusion, y0, key=k, brownian_tol=tol)[0]
+        ys = jax.jit(jax.vmap(one))(keys)
+        errors.append(float(jnp.mean(jnp.abs(ys - truth))))
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert errors[-1] < errors[0]
+    assert abs(slope - order) < 0.25, (errors, slope)
+
+
+def test_sde_solver_validation():
+    drift = diffusion = lambda t, y, args: y
+    with pytest.raises(SolverError, match="dt0"):
+        odezoo.solve_sde(odezoo.Solver(), drift, diffusion, jnp.ones(1), key=jax.random.key(0))
+    euler = odezoo.Solver(solver=diffrax.Euler(), dt0=0.1, adjoint="backsolve")
+    with pytest.raises(SolverError, match="Stratonovich"):
+        odezoo.solve_sde(euler, drift, diffusion, jnp.ones(1), key=jax.random.key(0))
+    checked = odezoo.Solver(solver=diffrax.Heun(), dt0=0.1, adjoint="checked")
+    with pytest.raises(SolverError, match="not available for SDEs"):
+        odezoo.solve_sde(checked, drift, diffusion, jnp.ones(1), key=jax.random.key(0))
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_series_input():
+    times = np.sort(np.random.default_rng(0).uniform(0, 1, (3, 5)), axis=1).astype(np.float32)
+    values = np.ones((3, 5, 1), np.float32)
+    mask = np.ones((3, 5, 1), np.float32)
+    mask[:, 2] = 0.0
+    with pytest.raises(InputError, match="values must have shape"):
+        as_series(times[:, :-1], values, mask)
+    with pytest.raises(InputError, match="mask must have the shape"):
+        as_series(times, values, mask[:, :-1])
+    with pytest.raises(InputError, match="non-decreasing.*series 1"):
+        as_series(times[:, [0, 2, 1, 3, 4]] * [[0], [1], [1]], values, mask)
+    bad = values.copy()
+    bad[2, 0, 0] = np.nan  # observed
+    with pytest.raises(InputError, match="series 2, time index 0"):
+        as_series(times, bad, mask)
+    with pytest.raises(InputError, match="expects 2 channel"):
+        as_series(times, values, mask, data_size=2)
+    # NaN where the mask is off is fine, and is zeroed.
+    masked = np.where(mask > 0, values, np.nan)
+    assert np.all(np.isfinite(as_series(times, masked, mask).values))
+    with pytest.raises(InputError, match=r"\(times, values, mask, y\)"):
+        series_mse(None, (times, values, mask), None)
+
+
+# -- generators -----------------------------------------------------------------------------
+
+
+def test_generators_shapes_and_laws():
+    t, v, m = odezoo.data.periodic(5, 20, key=jax.random.key(0))
+    assert t.shape == (5, 20) and v.shape == m.shape == (5, 20, 1)
+    assert np.all(np.diff(np.asarray(t), axis=1) >= 0)
+    as_series(t, v, m)
+    t, v, m, cw = odezoo.data.spirals_classification(6, 10, key=jax.random.key(1), drop=0.3)
+    assert v.shape == (6, 10, 2) and cw.shape == (6,)
+    assert np.all(np.asarray(m[..., 0]).sum(axis=1) == 10 - 3)
+    # Exact samplers against their moments (2000 paths: 5 standard errors).
+    n = 2000
+    t, v, _ = odezoo.data.ornstein_uhlenbeck(n, 5, key=jax.random.key(2))
+    mean, var = odezoo.data.ou_moments(t[0])
+    np.testing.assert_allclose(v[:, :, 0].mean(0), mean, atol=5 * float(jnp.sqrt(var.max() / n)))
+    np.testing.assert_allclose(v[:, 1:, 0].var(0), var[1:], rtol=0.15)
+    t, v, _ = odezoo.data.geometric_brownian_motion(n, 5, key=jax.random.key(3))
+    mean, var = odezoo.data.gbm_moments(t[0])
+    np.testing.assert_allclose(v[:, :, 0].mean(0), mean, atol=5 * float(jnp.sqrt(var.max() / n)))
+    np.testing.assert_allclose(v[:, 1:, 0].var(0), var[1:], rtol=0.2)
+
+
+# -- the one fit loop trains every family ------------------------------------------------------
+
+
+def test_fit_runs_each_family():
+    key = jax.random.key(0)
+    periodic = odezoo.data.periodic(4, 6, key=key)
+    spirals = odezoo.data.spirals_classification(4, 6, key=key)
+    ou = odezoo.data.ornstein_uhlenbeck(4, 6, key=key)
+    small = dict(width_size=4, key=key)
+    fast = odezoo.Solver(rtol=1e-2, atol=1e-2)
+    cases = [
+        (ODERNN(2, 3, out_size=2, solver=fast, **small), spirals, series_cross_entropy),
+        (LatentODE(1, 2, 3, solver=fast, **small), periodic, elbo_loss),
+        (NeuralCDE(2, 3, 2, solver=fast, **small), spirals, series_cross_entropy),
+        (LatentSDE(1, 2, 3, 2, **small), ou, elbo_loss),
+    ]
+    for model, data, loss in cases:
+        result = odezoo.train.fit(model, data, loss=loss, steps=3, key=jax.random.key(1))
+        assert result.step == 3 and np.all(np.isfinite(result.losses))
