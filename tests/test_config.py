@@ -486,3 +486,25 @@ def test_the_series_families_build_from_their_one_line_registration(section):
     model = build_model(full)
     assert type(model).__name__.lower().replace("_", "") == section["type"].replace("_", "")
     assert isinstance(model, odezoo.nn.AbstractODEModel)
+
+
+def test_train_regularisation_is_checked_and_builds_a_penalised_loss():
+    base = {"model": {"type": "odenet", "in_size": 1}, "data": {"name": "cubic"}}
+    cfg = {**base, "train": {"steps": 1, "regularisation": {"taylor": 0.1, "steer": 0.2}}}
+    full = full_config(cfg)["train"]["regularisation"]
+    assert full["taylor"] == 0.1 and full["taylor_order"] == 2 and full["kinetic"] == 0.0
+    x, y = odezoo.data.cubic()
+    net = build_model(cfg)
+    value, aux = build_loss(cfg)(net, (x, y), jax.random.key(0))
+    assert set(aux.penalties) == {"taylor"} and float(aux.penalties["taylor"]) > 0
+    assert build_loss({**base, "train": {"steps": 1}}) is odezoo.train.mse
+    for bad, message in (
+        ({"kinetc": 1.0}, "unknown key"),
+        ({"kinetic": -1.0}, "kinetic must be"),
+        (3, "must be an object"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            full_config({**base, "train": {"steps": 1, "regularisation": bad}})
+    mlp = {"type": "mlp", "in_size": 1, "out_size": 1}
+    with pytest.raises(ConfigError, match="needs an ODE model"):
+        full_config({**base, "model": mlp, "train": {"steps": 1, "regularisation": {"kinetic": 1}}})

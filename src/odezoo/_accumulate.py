@@ -19,7 +19,9 @@ import jax.numpy as jnp
 class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSolver):
     """Wraps an adaptive diffrax solver; the last component of the state (a tuple)
     accumulates `E * |dt|` over the steps, where `E` is the RMS of the wrapped solver's
-    local error estimate of the other components.
+    local error estimate of the other components in units of the tolerance,
+    `atol + rtol * max(|y0|, |y1|)`, as the step-size controller measures it (so that
+    `E <= 1` on an accepted step, whatever the tolerance).
 
     The accumulator's own error estimate is zero, so it never changes the step size;
     a rejected step's contribution is discarded with the step. The accumulator's shape is
@@ -32,14 +34,18 @@ class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSo
     """
 
     solver: diffrax.AbstractAdaptiveSolver
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
 
-    def __init__(self, solver: diffrax.AbstractAdaptiveSolver):
+    def __init__(self, solver: diffrax.AbstractAdaptiveSolver, rtol: float, atol: float):
         # diffrax's DirectAdjoint sets a Runge-Kutta solver's `scan_kind` to "bounded"
         # (for forward-mode support) through `tree_at`, which cannot reach through this
         # wrapper: do it here, on the wrapped solver, as it would.
         if isinstance(solver, diffrax.AbstractRungeKutta) and solver.scan_kind is None:
             solver = eqx.tree_at(lambda s: s.scan_kind, solver, "bounded", is_leaf=_is_none)
         self.solver = solver
+        self.rtol = rtol
+        self.atol = atol
 
     @property
     def scan_kind(self):
@@ -78,7 +84,13 @@ class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSo
         )
         *rest, acc = y1
         *rest_error, _ = y_error
-        estimate = _rms_per_example(rest_error, jnp.ndim(acc))
+        scale = jax.tree_util.tree_map(
+            lambda a, b: self.atol + self.rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)),
+            tuple(y0[:-1]),
+            tuple(rest),
+        )
+        scaled = jax.tree_util.tree_map(lambda e, s_: e / s_, tuple(rest_error), scale)
+        estimate = _rms_per_example(scaled, jnp.ndim(acc))
         acc = acc + estimate * jnp.abs(t1 - t0)
         y1 = (*rest, acc)
         y_error = (*rest_error, jnp.zeros_like(acc))

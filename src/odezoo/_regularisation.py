@@ -14,8 +14,9 @@ A [`Regularisation`][odezoo.Regularisation] names the penalties and their weight
 - **STEER** (Ghosh et al. 2020, "STEER: Simple temporal regularization for neural
   ODEs"): the end time drawn from `U(t1 - b, t1 + b)` at each training step.
 - **Error estimates** (Pal et al. 2021, "Opening the Blackbox"): `Σ E_j |Δt_j|`, the
-  adaptive solver's local error estimates `E_j` (RMS) over the accepted steps, with no
-  higher-order differentiation (see [`ErrorAccumulator`][odezoo.ErrorAccumulator]).
+  adaptive solver's local error estimates `E_j` (RMS, in units of the tolerance, as
+  the step-size controller sees them) over the accepted steps, with no higher-order
+  differentiation (see [`ErrorAccumulator`][odezoo.ErrorAccumulator]).
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ class Regularisation(eqx.Module):
       FFJORD and 3 for an MNIST classifier. Cost grows as `K²` Taylor-mode passes.
     - `error`: weight of the sum of the adaptive solver's local error estimates times
       the step sizes (Pal et al. 2021). Needs an adaptive solver and the checkpointed or
-      direct adjoint (the estimate only exists in the discretised solve).
+      direct adjoint (the estimate only exists in the discretised solve). Its gradient
+      flows through the error estimates at the steps the solver took; how the step sizes
+      themselves would move is not differentiated (odezoo chooses the initial step
+      without gradient), so finite differences over an adaptive solve differ from it.
     - `steer`: STEER's half-width `b`: during training the end time is drawn from
       `U(t1 - b, t1 + b)`; must be smaller than `|t1 - t0|`. Evaluation uses `t1`.
 
@@ -277,7 +281,7 @@ def penalised_solve(
                 "the error-estimate regulariser is differentiated through the solver's "
                 f"steps: use adjoint='checkpoint' or 'direct', not {solver.adjoint!r}"
             )
-        solver = solver.replace(solver=ErrorAccumulator(solver.solver))
+        solver = solver.replace(solver=ErrorAccumulator(solver.solver, solver.rtol, solver.atol))
     penalty_field = PenaltyField(
         field, velocity, reg.channels, reg.taylor_order, probe, example_args is not None, accumulate
     )

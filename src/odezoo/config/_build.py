@@ -11,8 +11,9 @@ from typing import Any
 
 import optax
 
+from .._regularisation import Regularisation
 from .._solver import Solver
-from ..train import evaluate, get_loss, piecewise_tolerance
+from ..train import evaluate, get_loss, penalised, piecewise_tolerance
 from ._data import DataBundle, build_data_section
 from ._models import build_model_section
 from ._optim import optimizer_from
@@ -66,8 +67,15 @@ def build_data(cfg: ConfigLike) -> DataBundle:
 
 
 def build_loss(cfg: ConfigLike):
-    """The loss function of a config (see [`odezoo.train.get_loss`][odezoo.train.get_loss])."""
-    return get_loss(full_config(cfg)["train"]["loss"])
+    """The loss function of a config (see [`odezoo.train.get_loss`][odezoo.train.get_loss]),
+    with the speed regularisers of `train.regularisation` when it names any (see
+    [`odezoo.train.penalised`][odezoo.train.penalised])."""
+    train = full_config(cfg)["train"]
+    loss = get_loss(train["loss"])
+    if train["regularisation"] is None:
+        return loss
+    regularisation = Regularisation(**train["regularisation"])
+    return penalised(loss, regularisation) if regularisation.active else loss
 
 
 def build_optimizer(cfg: ConfigLike) -> optax.GradientTransformation:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -12,7 +13,8 @@ from typing import Any
 
 import jax
 
-from .._errors import ConfigError
+from .._errors import ConfigError, InputError
+from .._regularisation import Regularisation
 from .._solver import Solver
 from ..train._losses import LOSSES
 from ._data import normalise_data
@@ -38,6 +40,7 @@ TRAIN_KEYS: dict[str, Any] = {
     "eval_batch_size": 1024,
     "checkpoint_every": 100,
     "tolerance_schedule": None,
+    "regularisation": None,
 }
 _FREE = ("name", "description", "notes", "meta")
 _TOP = (*_FREE, "seed", "model", "solver", "data", "train", "version")
@@ -264,7 +267,28 @@ def _train_section(cfg: Mapping, model: Mapping, data: Mapping) -> dict:
             _positive_int(train[key], f"train.{key}")
     if train["tolerance_schedule"] is not None and not model_is_ode(model):
         raise ConfigError("train.tolerance_schedule needs an ODE model")
+    if train["regularisation"] is not None:
+        train["regularisation"] = _regularisation(train["regularisation"], model)
     return train
+
+
+def _regularisation(section: Any, model: Mapping) -> dict:
+    """`train.regularisation`: the [`Regularisation`][odezoo.Regularisation] weights,
+    every one spelled out."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(
+            "train.regularisation must be an object of weights, e.g. "
+            '{"kinetic": 0.01, "jacobian": 0.01}'
+        )
+    fields = [f.name for f in dataclasses.fields(Regularisation)]
+    check_keys(section, fields, "train.regularisation")
+    try:
+        reg = Regularisation(**section)
+    except (InputError, TypeError) as e:
+        raise ConfigError(f"bad train.regularisation: {e}") from None
+    if reg.active and not model_is_ode(model):
+        raise ConfigError("train.regularisation needs an ODE model (it penalises its dynamics)")
+    return {name: getattr(reg, name) for name in fields}
 
 
 def full_config(cfg: Mapping | str | os.PathLike) -> Config:
