@@ -333,3 +333,21 @@ def test_existing_run_needs_resume(tmp_path, capsys):
     code, _, err = _run(["train", "seed-cubic-odenet", "--out", str(run)], capsys)
     assert code == 1
     assert err.strip().endswith("pass --resume to continue it, or choose another --out")
+
+
+def test_train_says_what_it_does_with_the_run_directory(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    base = ["train", "seed-cubic-resnet", "--out", out, "--no-progress", "--no-cache"]
+    assert main([*base, "--steps", "4"]) == 0
+    assert "training seed-cubic-resnet for 4 steps" in capsys.readouterr().err
+    assert main([*base, "--steps", "4"]) == 1  # never overwritten without --resume
+    assert "already holds a run" in capsys.readouterr().err
+    summary = (tmp_path / "run" / "metrics.json").read_text()
+    assert main([*base, "--steps", "4", "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing left to do" in captured.err and "unchanged" in captured.out
+    assert (tmp_path / "run" / "metrics.json").read_text() == summary
+    assert main([*base, "--steps", "6", "--resume"]) == 0
+    assert "resuming seed-cubic-resnet from step 4 of 6" in capsys.readouterr().err
+    assert main(["train", "seed-cubic-resnet", "--out", str(tmp_path / "none"), "--resume"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err

@@ -388,6 +388,7 @@ def _cmd_train(args) -> int:
         train_key,
     )
     from .train import enable_compilation_cache, errors_as_nan, fit
+    from .train._rundir import check_run_dir
 
     cfg, name = _target_config(args.target)
     cfg = full_config(_apply_overrides(cfg, args))
@@ -397,10 +398,8 @@ def _cmd_train(args) -> int:
         out = Path(args.target)  # `odezoo train RUN_DIR --resume` continues that run
     else:
         out = Path("runs") / name
-    if (out / "checkpoint.ckpt").exists() and not args.resume:
-        raise _Fail(
-            f"{out} already holds a run: pass --resume to continue it, or choose another --out"
-        )
+    # Nothing a user wrote is overwritten: a RunDirError (one line) says what to do.
+    start = check_run_dir(out, resume=args.resume, steps=cfg["train"]["steps"])
     errors_as_nan()  # lets the persistent cache store ODE train steps (no host callbacks)
     cache = None if args.no_cache else enable_compilation_cache()
     data = build_data(cfg)
@@ -415,7 +414,16 @@ def _cmd_train(args) -> int:
     main = jax.process_index() == 0
     if main:
         where = f", compilation cache {cache}" if cache else ""
-        print(f"training {name} for {t['steps']} steps into {out}{where}", file=sys.stderr)
+        if start is None:
+            doing = f"training {name} for {t['steps']} steps into {out}"
+        elif start >= t["steps"]:
+            doing, where = (
+                f"{out} holds a finished run of {t['steps']} steps: nothing left to do",
+                "",
+            )
+        else:
+            doing = f"resuming {name} from step {start} of {t['steps']} in {out}"
+        print(doing + where, file=sys.stderr)
     result = fit(
         model,
         data.train,
@@ -436,6 +444,9 @@ def _cmd_train(args) -> int:
     )
     if main:
         s = result.summary
+        if result.steps_run == 0 and start is not None:
+            print(f"unchanged: {out} (its summary is kept in metrics.json)")
+            return 0
         parts = [f"{s['steps']} steps", f"loss {_fmt(s['final_loss'])}"]
         if s.get("nfe_forward_final") is not None:
             parts.append(f"NFE {s['nfe_forward_final']}")
