@@ -91,7 +91,7 @@ def test_scaling_backsolve_memory_is_flat_and_checkpointing_grows():
     result = bench.run_scaling(
         wl,
         [strategies["checkpoint-all"], strategies["backsolve"]],
-        [4, 64],
+        [4, 16, 64],
         budget_s=0.0,
         min_reps=1,
         max_reps=1,
@@ -100,7 +100,11 @@ def test_scaling_backsolve_memory_is_flat_and_checkpointing_grows():
     mem = {(r["strategy"], r["steps"]): r["memory"]["temp_bytes"] for r in result["rows"]}
     assert all(r["num_steps"] == r["steps"] for r in result["rows"])
     assert mem["backsolve", 64] == mem["backsolve", 4]
-    assert mem["checkpoint-all", 64] > 4 * mem["checkpoint-all", 4]
+    # Storing every step: memory grows linearly in the steps, above a fixed overhead
+    # (the solve's own buffers): 48 more steps cost 4x what 12 more steps cost.
+    early = mem["checkpoint-all", 16] - mem["checkpoint-all", 4]
+    late = mem["checkpoint-all", 64] - mem["checkpoint-all", 16]
+    assert early > 0 and late == pytest.approx(4 * early, rel=0.25)
 
 
 def test_peers_skip_cleanly_without_torch(monkeypatch):
