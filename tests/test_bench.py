@@ -2,12 +2,15 @@
 analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are checked."""
 
 import json
+import tempfile
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import odezoo
 from odezoo import bench
 from odezoo.bench import _cli, _peers
 from odezoo.bench._measure import compile_fn, memory_of, relative_error
@@ -165,7 +168,112 @@ def test_bench_exports_what_a_user_calls():
         "scaling_strategies",
         "write_report",
         "environment",
+        "benchmark_adjoints",
+        "entry_problem",
     }
-    assert callable(bench.main)  # the command line; 13 names in all (there were 26)
+    assert callable(bench.main)  # the command line; 15 names in all (there were 26)
     for tool in ("interleaved_timing", "compile_fn", "add_parser", "prepare_pair"):
         assert not hasattr(bench, tool)
+
+
+# -- benchmark the user's own model -------------------------------------------------------
+
+
+class _Cubic(eqx.Module):
+    """A user-defined vector field f(t, y) (no odezoo class)."""
+
+    linear: eqx.nn.Linear
+
+    def __call__(self, t, y):
+        return jnp.tanh(self.linear(y**3))
+
+
+def _user_model(rtol):
+    k1, k2 = jax.random.split(jax.random.key(0))
+    solver = odezoo.Solver(rtol=rtol, atol=rtol)
+    return odezoo.ODENet(2, dynamics=_Cubic(eqx.nn.Linear(2, 2, key=k1)), solver=solver, key=k2)
+
+
+def test_benchmark_adjoints_on_a_user_defined_model():
+    x = jax.random.normal(jax.random.key(1), (8, 2))
+    batch = (x, 0.5 * x)
+    loose, tight = (
+        bench.benchmark_adjoints(
+            _user_model(tol),
+            batch,
+            "mse",
+            strategies=["checkpoint", "backsolve"],
+            budget_s=0.0,
+            min_reps=1,
+            max_reps=2,
+            count=tol == 1e-3,
+            reference_tol=1e-9,
+        )
+        for tol in (1e-3, 1e-7)
+    )
+    rows = {r["strategy"]: r for r in loose["rows"]}
+    assert set(rows) == {"checkpoint", "backsolve"}
+    assert rows["checkpoint"]["ratio"] == 1.0 and rows["backsolve"]["ratio"] > 0
+    for r in rows.values():
+        assert r["timing"]["median_ms"] > 0 and r["memory"]["temp_bytes"] > 0
+        assert r["nfe"]["forward"] == 3 + 6 * r["nfe"]["steps"]  # Dopri5 + dt0 selection
+    # Checkpointing differentiates every forward evaluation but dt0 selection's two.
+    assert rows["checkpoint"]["nfe"]["backward_vjps"] == rows["checkpoint"]["nfe"]["forward"] - 2
+    # The gradient error is against an independent float64 solve: it shrinks with the
+    # tolerance, and is tiny for checkpointing at 1e-7 (float32 round-off level).
+    tight_rows = {r["strategy"]: r for r in tight["rows"]}
+    assert tight_rows["checkpoint"]["grad_error"] < 1e-4
+    assert rows["checkpoint"]["grad_error"] > 10 * tight_rows["checkpoint"]["grad_error"]
+    assert tight["references"]["model"]["steps"] > 0
+    md = bench.write_report("adjoints", tight, tempfile.mkdtemp())[1].read_text()
+    assert "| model | backsolve |" in md and "ODENet" in md
+
+
+def test_benchmark_adjoints_refuses_a_model_without_an_ode():
+    net = odezoo.MLP(2, 2, key=jax.random.key(0))
+    with pytest.raises(odezoo.InputError, match="solves no ODE"):
+        bench.benchmark_adjoints(net, (jnp.ones((2, 2)), jnp.ones((2, 2))))
+    with pytest.raises(odezoo.InputError, match="unknown strategy"):
+        bench.benchmark_adjoints(_user_model(1e-3), (jnp.ones((2, 2)),) * 2, strategies=["x"])
+
+
+def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
+    from odezoo.cli import main
+
+    out = tmp_path / "out"
+    argv = ["bench", "adjoints", "--entry", "seed-cubic-odenet", "--quick", "--out", str(out)]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    result = json.loads((out / "adjoints.json").read_text())
+    assert result["quick"] and result["entry"]["batch_size"] == 8
+    rows = {r["strategy"]: r for r in result["rows"]}
+    assert set(rows) == {"checkpoint", "backsolve"}
+    assert all(0 < r["grad_error"] < 0.1 and r["timing"]["median_ms"] > 0 for r in rows.values())
+    assert rows["checkpoint"]["nfe"]["backward_vjps"] == rows["checkpoint"]["nfe"]["forward"] - 2
+    assert "| seed-cubic-odenet | checkpoint |" in (out / "adjoints.md").read_text()
+
+
+@pytest.mark.parametrize("entry", ["anode-spheres", "ffjord-moons", "odenet-digits"])
+def test_entry_problem_of_every_model_type_traces(entry):
+    # One entry per model type (ANODE, CNF, conv Classifier): the batch, the loss and the
+    # strategies' solver swap trace (shapes only, no compile; the full --quick run is
+    # tested on seed-cubic-odenet above).
+    from odezoo.bench._user import replace_solvers
+
+    model, batch, loss, info = bench.entry_problem(entry, batch_size=4)
+    assert info["batch_size"] == 4
+    for st in bench.strategies().values():
+        m = replace_solvers(model, st.apply)
+        params, static = eqx.partition(m, eqx.is_array)
+        grad = jax.grad(lambda p: loss(eqx.combine(p, static), batch, jax.random.key(0))[0])
+        shapes = jax.eval_shape(grad, params)
+        assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(params)
+
+
+def test_bench_adjoints_entry_refuses_a_model_without_an_ode(tmp_path, capsys):
+    from odezoo.cli import main
+
+    argv = ["bench", "adjoints", "--entry", "seed-cubic-resnet", "--quick", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "solves no ODE" in err and len(err.strip().splitlines()) == 1

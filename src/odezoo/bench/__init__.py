@@ -17,6 +17,10 @@ result = bench.run_adjoints(
 bench.write_report("adjoints", result, tempfile.mkdtemp())
 ```
 
+Benchmark your own model (any odezoo model with an ODE, a batch and a loss) with
+`benchmark_adjoints`, or a zoo entry with its own data and loss with `entry_problem`
+(`odezoo bench adjoints --entry NAME` on the command line).
+
 The public surface is what a user calls: the four experiments (`run_adjoints`,
 `run_scaling`, `run_peers`, `run_accuracy`), their inputs (`workloads`, `strategies`,
 `scaling_workload`, `scaling_strategies` and the `Workload`/`Strategy` classes), the
@@ -43,6 +47,8 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._scaling import scaling_workload as scaling_workload
     from ._strategies import Strategy as Strategy
     from ._strategies import strategies as strategies
+    from ._user import benchmark_adjoints as benchmark_adjoints
+    from ._user import entry_problem as entry_problem
     from ._workloads import Workload as Workload
     from ._workloads import workloads as workloads
 
@@ -59,6 +65,8 @@ _EXPORTS = {
     "strategies": "._strategies",
     "Workload": "._workloads",
     "workloads": "._workloads",
+    "benchmark_adjoints": "._user",
+    "entry_problem": "._user",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -40,6 +40,21 @@ def _configure(p: argparse.ArgumentParser) -> None:
         help="comma-separated: toy,mlp,cnf,conv (default: all)",
     )
     p.add_argument(
+        "--entry",
+        metavar="NAME_OR_RUN_DIR",
+        default=None,
+        help="`adjoints` only: benchmark a zoo entry or run directory (any model with an ODE) "
+        "on a batch of its own training data with its own loss, instead of the built-in "
+        "workloads",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="with --entry: examples in the batch (default: the config's train.batch_size; "
+        "quick: at most 8)",
+    )
+    p.add_argument(
         "--strategies",
         type=_csv,
         default=None,
@@ -180,11 +195,15 @@ def run(args: argparse.Namespace) -> int:
 
     quick = args.quick
     budget = args.budget if args.budget is not None else (0.2 if quick else 5.0)
+    log = lambda msg: print(msg, flush=True)
+    if args.entry is not None:
+        if args.experiment != "adjoints":
+            raise InputError(f"--entry is for `adjoints`, not `{args.experiment}`")
+        return _run_entry(args, out, budget, log)
     platform = "gpu" if jax.devices()[0].platform == "gpu" else "cpu"
     wls = _pick(workloads(quick, platform), args.workloads, "workload")
     experiments = COMMANDS[:-1] if args.experiment == "all" else (args.experiment,)
     reps = dict(min_reps=2, max_reps=5) if quick else dict(min_reps=5, max_reps=50)
-    log = lambda msg: print(msg, flush=True)
     status = 0
     log(f"bench: writing results to {out}")
     for exp in experiments:
@@ -250,6 +269,62 @@ def run(args: argparse.Namespace) -> int:
         if _failures(exp, result):
             status = 1
     return status
+
+
+ENTRY_QUICK_STRATEGIES = ("checkpoint", "backsolve")
+"""The strategies of `adjoints --entry NAME --quick` (all of `benchmark_adjoints`'s
+defaults otherwise)."""
+
+
+def _run_entry(args: argparse.Namespace, out: Path, budget: float, log) -> int:
+    """`odezoo bench adjoints --entry NAME`: the entry's model, batch and loss through
+    `benchmark_adjoints`."""
+    from ._report import environment, write_report
+    from ._user import benchmark_adjoints, entry_problem
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    quick = args.quick
+    t0 = time.perf_counter()
+    env = environment()
+    model, batch, loss, info = entry_problem(args.entry, batch_size=_entry_batch(args))
+    name = Path(str(args.entry)).name or str(args.entry)
+    log(
+        f"bench: {name}: {info['model']}, {info['weights']}, batch {info['batch_size']}, "
+        f"loss {info['loss']}; writing results to {out}"
+    )
+    result = benchmark_adjoints(
+        model,
+        batch,
+        loss,
+        strategies=args.strategies or (ENTRY_QUICK_STRATEGIES if quick else None),
+        name=name,
+        optimizer=args.optimizer,
+        budget_s=budget,
+        min_reps=2 if quick else 5,
+        max_reps=5 if quick else 50,
+        count=not args.no_count,
+        reference_tol=1e-8 if quick else 1e-10,
+        log=log,
+    )
+    result["workloads"][name]["note"] = ", ".join(
+        x for x in (result["workloads"][name]["note"], info["weights"]) if x
+    )
+    result.update(entry=info, environment=env, quick=quick, seconds=time.perf_counter() - t0)
+    for path in write_report("adjoints", result, out):
+        log(f"wrote {path}")
+    return 1 if _failures("adjoints", result) else 0
+
+
+def _entry_batch(args: argparse.Namespace) -> int | None:
+    if args.batch_size is not None:
+        return args.batch_size
+    if args.quick:
+        from .. import zoo
+        from ..config import full_config
+
+        return min(8, int(full_config(zoo.config(args.entry))["train"]["batch_size"]))
+    return None
 
 
 def _failures(exp: str, result: dict[str, Any]) -> bool:

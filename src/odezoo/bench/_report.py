@@ -144,8 +144,9 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
     for name, wl in result["workloads"].items():
         note = f" ({wl['note']})" if wl.get("note") else ""
         ref = result["references"].get(name, {})
+        solver = wl.get("solver") or f"Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
         out.append(
-            f"- **{name}**: {wl['description']}; Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
+            f"- **{name}**: {wl['description']}; {solver}"
             f"{note}. float64 reference: {ref.get('steps', '?')} steps at "
             f"{ref.get('tol', float('nan')):g}."
         )
@@ -156,7 +157,7 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
         "XLA's compiled temp buffers (deterministic). NFE: forward evaluations "
         "(from the solve's statistics), backward evaluations of f (recomputation, "
         "reverse solves, checks) and VJPs (counted in a separate run). Gradient "
-        "error: relative L2 against float64 at tolerance 1e-10."
+        "error: relative L2 against float64 at the reference tolerance listed above."
     )
     out.append("")
     rows = []
