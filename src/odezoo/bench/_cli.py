@@ -1,4 +1,4 @@
-"""The command line: `odezoo bench {adjoints,scaling,peers,accuracy,all}` (also
+"""The command line: `odezoo bench {adjoints,scaling,peers,accuracy,precision,all}` (also
 `python -m odezoo.bench ...`, the same command).
 
 Results go to `--out DIR`, or by default to a fresh folder `runs/bench-<experiment>-<time>`
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError, RunDirError
-from ._defaults import CONTENDERS, STEPS, TOLERANCES
+from ._defaults import CONTENDERS, PRECISION_TOLERANCES, STEPS, TOLERANCES
 
-COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "all")
+COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "precision", "all")
 
 
 def _csv(text: str) -> list[str]:
@@ -76,7 +76,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--tolerances",
         type=_csv,
         default=None,
-        help="tolerances for `accuracy` (default: " + ",".join(f"{t:g}" for t in TOLERANCES) + ")",
+        help="tolerances for `accuracy` (default: "
+        + ",".join(f"{t:g}" for t in TOLERANCES)
+        + ") and `precision` (default: "
+        + ",".join(f"{t:g}" for t in PRECISION_TOLERANCES)
+        + ")",
     )
     p.add_argument(
         "--out",
@@ -108,6 +112,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="PyTorch intra-op threads for `peers` (default: all cores; use 1 on a loaded machine)",
+    )
+    p.add_argument(
+        "--torchode-mode",
+        choices=("compile", "eager"),
+        default="compile",
+        help="torchode in `peers`/`precision`: torch.compile of its solver (default) or eager",
     )
     p.add_argument(
         "--no-count", action="store_true", help="skip the counted run that measures backward NFE"
@@ -188,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     from ._accuracy import run_accuracy
     from ._adjoints import run_adjoints
     from ._peers import run_peers
+    from ._precision import PRECISION_PEERS, run_precision
     from ._report import environment, write_report
     from ._scaling import run_scaling, scaling_strategies, scaling_workload
     from ._strategies import strategies
@@ -241,11 +252,33 @@ def run(args: argparse.Namespace) -> int:
                 wls,
                 include=args.peers or CONTENDERS,
                 torch_threads=args.torch_threads,
+                torchode_mode=args.torchode_mode,
                 optimizer=args.optimizer,
                 budget_s=budget * 4,
                 log=log,
                 min_rounds=2 if quick else 5,
                 max_rounds=5 if quick else 50,
+            )
+        elif exp == "precision":
+            tols = (
+                [float(t) for t in args.tolerances]
+                if args.tolerances
+                else ([1e-3, 1e-5] if quick else list(PRECISION_TOLERANCES))
+            )
+            peers = [p for p in (args.peers or PRECISION_PEERS) if not p.startswith("odezoo")]
+            result = run_precision(
+                wls,
+                _pick(strategies(), args.strategies or list(PRECISION_STRATEGIES), "strategy"),
+                tols,
+                peers=peers,
+                optimizer=args.optimizer,
+                budget_s=budget,
+                min_rounds=2 if quick else 3,
+                max_rounds=4 if quick else 20,
+                torchode_mode=args.torchode_mode,
+                torch_threads=args.torch_threads,
+                reference_tol=1e-8 if quick else 1e-10,
+                log=log,
             )
         else:
             default = ["checkpoint", "backsolve", "backsolve-seminorm"]
@@ -325,6 +358,10 @@ def _entry_batch(args: argparse.Namespace) -> int | None:
 
         return min(8, int(full_config(zoo.config(args.entry))["train"]["batch_size"]))
     return None
+
+
+PRECISION_STRATEGIES = ("checkpoint", "backsolve", "backsolve-seminorm", "checked")
+"""The odezoo strategies drawn by `odezoo bench precision` unless `--strategies`."""
 
 
 def _failures(exp: str, result: dict[str, Any]) -> bool:

@@ -328,6 +328,69 @@ def accuracy_markdown(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def precision_markdown(result: dict[str, Any]) -> str:
+    """The work-precision data as a markdown table: ms per step and gradient error per
+    contender and tolerance, the front marked."""
+    out = preamble("Work-precision: time per training step against gradient error", result)
+    out.append(
+        "Per cell: median ms per training step (loss + gradient + SGD) / relative L2 "
+        "error of the float32 parameter gradient against float64 at tolerance "
+        f"{result['reference_tol']:g}; rtol = atol = tol. Contenders of one workload and "
+        "tolerance are timed in alternation. **Bold**: on the workload's front (no "
+        "contender both faster and more accurate). torchode runs in mode "
+        f"`{result.get('torchode_mode')}`."
+    )
+    for name, why in result.get("skipped", {}).items():
+        out.append(f"\nSkipped {name}: {why}")
+    out.append("")
+    on_front = set()
+    workloads = list(dict.fromkeys(r["workload"] for r in result["rows"]))
+    for wl in workloads:
+        for r in precision_front([x for x in result["rows"] if x["workload"] == wl]):
+            on_front.add((r["workload"], r["contender"], r["tol"]))
+    keys = list(dict.fromkeys((r["workload"], r["contender"]) for r in result["rows"]))
+    rows = []
+    for wl, name in keys:
+        row = [wl, name]
+        for tol in result["tolerances"]:
+            r = next(
+                (
+                    x
+                    for x in result["rows"]
+                    if (x["workload"], x["contender"], x["tol"]) == (wl, name, tol)
+                ),
+                None,
+            )
+            if r is None:
+                row.append("–")
+            elif "error" in r:
+                row.append("failed")
+            else:
+                cell = f"{_num(r.get('median_ms'))} / {_num(r.get('grad_error'), '{:.1e}')}"
+                row.append(f"**{cell}**" if (wl, name, tol) in on_front else cell)
+        rows.append(row)
+    out.append(table(["workload", "contender", *[f"{t:g}" for t in result["tolerances"]]], rows))
+    return "\n".join(out) + "\n"
+
+
+def precision_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows on the work-precision front: no other row is at least as fast and at
+    least as accurate, and strictly better in one (rows without a time or error are
+    ignored)."""
+    ok = [r for r in rows if r.get("median_ms") is not None and r.get("grad_error") is not None]
+    out = []
+    for r in ok:
+        dominated = any(
+            o["median_ms"] <= r["median_ms"]
+            and o["grad_error"] <= r["grad_error"]
+            and (o["median_ms"] < r["median_ms"] or o["grad_error"] < r["grad_error"])
+            for o in ok
+        )
+        if not dominated:
+            out.append(r)
+    return out
+
+
 # -- plots --------------------------------------------------------------------------------
 
 
@@ -405,12 +468,51 @@ def plot_accuracy(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     return path
 
 
+def plot_precision(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """`precision.png`: ms per training step against gradient error, a panel per
+    workload, a curve per contender (its points are the tolerances)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in result["rows"])) or ["(none)"]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5.5 * len(workloads), 4.5), squeeze=False)
+    for ax, wl in zip(axes[0], workloads, strict=True):
+        names = list(dict.fromkeys(r["contender"] for r in result["rows"] if r["workload"] == wl))
+        for name in names:
+            pts = [
+                (r["grad_error"], r["median_ms"])
+                for r in result["rows"]
+                if r["workload"] == wl
+                and r["contender"] == name
+                and r.get("median_ms") is not None
+                and r.get("grad_error") is not None
+            ]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                style = "-" if name.startswith("odezoo") else "--"
+                ax.plot(xs, ys, style, marker="o", markersize=4, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("relative gradient error (vs float64)")
+        ax.set_ylabel("ms per training step")
+        ax.set_title(wl)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / "precision.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """Write `<kind>.json`, `<kind>.md` and, for scaling and accuracy, the plots.
+    """Write `<kind>.json`, `<kind>.md` and, for scaling, accuracy and precision, the plots.
 
     Arguments:
 
-    - `kind`: `"adjoints"`, `"peers"`, `"scaling"` or `"accuracy"`.
+    - `kind`: `"adjoints"`, `"peers"`, `"scaling"`, `"accuracy"` or `"precision"`.
     - `result`: what the matching `run_*` returned. Its `"environment"` (hardware and
       library versions, see [`environment`][odezoo.bench.environment]) is recorded now
       when the result has none.
@@ -426,9 +528,9 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
     paths = bench.write_report("peers", result, tempfile.mkdtemp())
     ```
     """
-    if kind not in ("adjoints", "peers", "scaling", "accuracy"):
+    if kind not in ("adjoints", "peers", "scaling", "accuracy", "precision"):
         raise InputError(
-            f"unknown report kind {kind!r}; choose adjoints, peers, scaling or accuracy"
+            f"unknown report kind {kind!r}; choose adjoints, peers, scaling, accuracy or precision"
         )
     if not result.get("environment"):
         result = {**result, "environment": environment()}
@@ -439,6 +541,7 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
         "peers": peers_markdown,
         "scaling": scaling_markdown,
         "accuracy": accuracy_markdown,
+        "precision": precision_markdown,
     }[kind]
     paths = [write_json(out_dir / f"{kind}.json", result)]
     md = out_dir / f"{kind}.md"
@@ -448,4 +551,6 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
         paths += plot_scaling(_clean(result), out_dir)
     if kind == "accuracy":
         paths.append(plot_accuracy(_clean(result), out_dir))
+    if kind == "precision":
+        paths.append(plot_precision(_clean(result), out_dir))
     return paths
