@@ -1,6 +1,7 @@
 """The benchmark harness (odezoo.bench): structure of its output, gradient errors, memory
 analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are checked."""
 
+import dataclasses
 import json
 import tempfile
 
@@ -160,6 +161,7 @@ def test_bench_exports_what_a_user_calls():
         "run_scaling",
         "run_peers",
         "run_accuracy",
+        "run_precision",
         "workloads",
         "Workload",
         "strategies",
@@ -171,7 +173,7 @@ def test_bench_exports_what_a_user_calls():
         "benchmark_adjoints",
         "entry_problem",
     }
-    assert callable(bench.main)  # the command line; 15 names in all (there were 26)
+    assert callable(bench.main)  # the command line; 16 names in all (there were 26)
     for tool in ("interleaved_timing", "compile_fn", "add_parser", "prepare_pair"):
         assert not hasattr(bench, tool)
 
@@ -277,3 +279,80 @@ def test_bench_adjoints_entry_refuses_a_model_without_an_ode(tmp_path, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "solves no ODE" in err and len(err.strip().splitlines()) == 1
+
+
+# -- the DiffEqFlux spiral, torchode, work-precision -----------------------------------
+
+
+def test_spiral_true_trajectory_and_loss():
+    from odezoo.bench._spiral import true_spiral
+
+    ys = true_spiral()
+    assert ys.shape == (30, 2)
+    np.testing.assert_array_equal(ys[0], [2.0, 0.0])
+    # converged: a much looser solve agrees to its tolerance
+    np.testing.assert_allclose(true_spiral(1e-7), ys, atol=1e-5)
+    # d/dt sum(u^4)/4 = u^3 A (u^3)^T = -0.1 |u^3|^2: the skew part of A turns, the
+    # diagonal dissipates, so sum(u^4) falls at exactly that rate
+    energy = np.sum(ys.astype(np.float64) ** 4, axis=1) / 4
+    rate = -0.1 * np.sum(ys.astype(np.float64) ** 6, axis=1)
+    dt = 1.5 / 29
+    np.testing.assert_allclose(np.diff(energy) / dt, (rate[1:] + rate[:-1]) / 2, rtol=0.05)
+    wl = bench.workloads(quick=True)["spiral"]
+    data = {k: jnp.asarray(v) for k, v in wl.data().items()}
+    model = wl.build(wl.weights())
+    loss, stats = wl.loss(model, data)
+    pred, _ = odezoo.solve(
+        model.solver,
+        lambda t, y, a: model.dynamics(t, y),
+        data["x"][0],
+        t1=1.5,
+        ts=jnp.linspace(0, 1.5, 30),
+    )
+    np.testing.assert_allclose(loss, np.sum((np.asarray(pred) - ys) ** 2), rtol=1e-5)
+    assert int(stats.failed) == 0
+
+
+def test_spiral_and_torchode_on_the_same_weights():
+    pytest.importorskip("torchdiffeq")
+    pytest.importorskip("torchode")
+    from odezoo.bench._measure import reference_gradient
+    from odezoo.bench._peers import torch_euler_check, torchode_contender
+
+    wl = bench.workloads(quick=True)["spiral"]
+    weights = wl.weights()
+    check = torch_euler_check(wl, weights)  # same discretisation in odezoo and torch
+    assert check["loss_rel_diff"] < 1e-5 and check["grad_rel_diff"] < 1e-5
+    # torchode's gradient (eager, per-example steps) against the float64 reference
+    _, ref, _ = reference_gradient(wl, weights, tol=1e-10)
+    tight = dataclasses.replace(wl, rtol=1e-7, atol=1e-7)
+    grad = torchode_contender(tight, weights, mode="eager")["grad"]()
+    assert relative_error(grad, ref) < 1e-4
+
+
+def test_precision_quick_cli_and_front(tmp_path):
+    argv = ["precision", "--quick", "--workloads", "spiral", "--strategies", "checkpoint"]
+    argv += ["--peers", "jax-experimental-ode", "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "precision.json").read_text())
+    assert result["tolerances"] == [1e-3, 1e-5]
+    names = {(r["contender"], r["tol"]) for r in result["rows"]}
+    assert names == {
+        (c, t) for c in ("odezoo-checkpoint", "jax-experimental-ode") for t in (1e-3, 1e-5)
+    }
+    for r in result["rows"]:
+        assert r["median_ms"] > 0 and 0 < r["grad_error"] < 1e-2
+    err = {(r["contender"], r["tol"]): r["grad_error"] for r in result["rows"]}
+    assert err["odezoo-checkpoint", 1e-5] < err["odezoo-checkpoint", 1e-3]
+    assert (tmp_path / "precision.png").stat().st_size > 0
+    assert "**" in (tmp_path / "precision.md").read_text()  # the front is marked
+
+    from odezoo.bench._report import precision_front
+
+    rows = [
+        {"contender": "a", "median_ms": 1.0, "grad_error": 1e-3},
+        {"contender": "b", "median_ms": 2.0, "grad_error": 1e-5},
+        {"contender": "c", "median_ms": 2.0, "grad_error": 1e-3},  # dominated by a
+        {"contender": "d", "median_ms": None, "grad_error": 1e-9},  # no time: ignored
+    ]
+    assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
