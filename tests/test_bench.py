@@ -4,6 +4,7 @@ analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are c
 import dataclasses
 import json
 import tempfile
+import textwrap
 
 import equinox as eqx
 import jax
@@ -356,3 +357,13 @@ def test_precision_quick_cli_and_front(tmp_path):
         {"contender": "d", "median_ms": None, "grad_error": 1e-9},  # no time: ignored
     ]
     assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
+
+
+def test_benchmark_adjoints_docstring_example_runs(capsys):
+    import re
+
+    (code,) = re.findall(r"```python\n(.*?)```", bench.benchmark_adjoints.__doc__, flags=re.S)
+    namespace: dict = {}
+    exec(compile(textwrap.dedent(code), "benchmark_adjoints", "exec"), namespace)
+    assert [r["strategy"] for r in namespace["result"]["rows"]] == ["checkpoint", "backsolve"]
+    assert capsys.readouterr().out.startswith("checkpoint ")

@@ -59,7 +59,7 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
     from torch import nn
 
     def param(name):
-        return nn.Parameter(torch.from_numpy(np.array(weights[name], np.float32)))
+        return nn.Parameter(torch.tensor(np.array(weights[name], np.float32)))
 
     class Field(nn.Module):
         def __init__(self):
@@ -168,7 +168,7 @@ def torch_loss(workload: Workload, field, data: dict[str, Any], solve: Callable)
         return -logp.mean()
     t = torch.tensor([0.0, workload.t1])
     y1 = solve(field, x, t)[-1]
-    err = (y1 - torch.from_numpy(data["y"])).reshape(x.shape[0], -1)
+    err = (y1 - torch.tensor(data["y"])).reshape(x.shape[0], -1)
     return (err**2).sum(1).mean()
 
 
@@ -238,11 +238,23 @@ def _torch_runner(workload, field, data, solve, optimizer, learning_rate):
         loss.backward()
         # in the order of the odezoo model's leaves (the order of `weights`)
         return np.concatenate(
-            [np.ravel(field.params[_torch_name(k)].grad.numpy()) for k in names]
+            [np.ravel(field.params[_torch_name(k)].grad.cpu().numpy()) for k in names]
         ).astype(np.float64)
 
     names = list(field.weight_names)
     return {"run": run, "nfe": nfe, "grad": grad}
+
+
+def use_torch_device() -> str:
+    """Put PyTorch's new tensors on the GPU when JAX runs on one and PyTorch sees it
+    (so that the peers run on the same device as odezoo); returns the device used."""
+    import torch
+
+    device = "cpu"
+    if jax.devices()[0].platform == "gpu" and torch.cuda.is_available():  # pragma: no cover
+        device = "cuda"
+    torch.set_default_device(device)
+    return device
 
 
 def torchode_available() -> str | None:
@@ -347,7 +359,7 @@ def torch_euler_check(
         lambda f, y0, t: torchdiffeq.odeint(f, y0, t, method="euler", options={"step_size": dt}),
     )
     loss_t.backward()
-    grads_t = {name: p.grad.numpy() for name, p in field.params.items()}
+    grads_t = {name: p.grad.cpu().numpy() for name, p in field.params.items()}
 
     from .._solver import Solver
 
@@ -366,8 +378,8 @@ def torch_euler_check(
     return {
         "euler_steps": steps,
         "loss_odezoo": float(loss_j),
-        "loss_torch": float(loss_t),
-        "loss_rel_diff": abs(float(loss_j) - float(loss_t)) / max(abs(float(loss_t)), 1e-30),
+        "loss_torch": loss_t.item(),
+        "loss_rel_diff": abs(float(loss_j) - loss_t.item()) / max(abs(loss_t.item()), 1e-30),
         "grad_rel_diff": relative_error(gj, gt.astype(np.float64)),
     }
 
@@ -477,6 +489,8 @@ def run_peers(
         import torch
 
         torch.set_num_threads(torch_threads or max(1, cpu_count()))
+        torch_device = use_torch_device()
+        log(f"peers: PyTorch on {torch_device}")
 
     rows = []
     every = strategies()
@@ -559,4 +573,9 @@ def run_peers(
         import torch
 
         threads = torch.get_num_threads()
-    return {"skipped": skipped, "torch_threads": threads, "rows": rows}
+    return {
+        "skipped": skipped,
+        "torch_threads": threads,
+        "torch_device": torch_device if torch_why is None else None,
+        "rows": rows,
+    }

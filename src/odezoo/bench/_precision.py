@@ -21,6 +21,7 @@ from ._peers import (
     torch_contenders,
     torchode_available,
     torchode_contender,
+    use_torch_device,
 )
 from ._report import cpu_count
 from ._strategies import Strategy
@@ -103,6 +104,7 @@ def run_precision(
         import torch
 
         torch.set_num_threads(torch_threads or max(1, cpu_count()))
+        log(f"precision: PyTorch on {use_torch_device()}")
     rows: list[dict[str, Any]] = []
     for wl in workloads:
         weights = wl.weights()

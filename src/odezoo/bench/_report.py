@@ -211,7 +211,9 @@ def peers_markdown(result: dict[str, Any]) -> str:
         "(checkpoint, batch as one ODE), so > 1 means odezoo is faster. Loss diff: "
         "relative difference from odezoo's loss at the same tolerance (different step "
         "sequences). Same-weights check: fixed-step Euler (8 steps) in both frameworks. "
-        f"PyTorch intra-op threads: {result.get('torch_threads')}."
+        f"PyTorch intra-op threads: {result.get('torch_threads')}, device: "
+        f"{result.get('torch_device') or 'cpu'}. torchode: `torch.compile` of its "
+        "AutoDiffAdjoint (per-example step sizes) unless the run says `eager`."
     )
     for name, why in result.get("skipped", {}).items():
         out.append(f"\nSkipped {name}: {why}")
