@@ -6,7 +6,8 @@
 #   bash benchmarks/gpu.sh --quick                     # CPU dry run: tiny sizes, minutes
 #
 # Writes under $OUT (default: runs/gpu-<time>): gpu.txt (nvidia-smi, jax.devices(), the
-# library versions), peers/, precision/, adjoints/ (JSON, markdown, figures; every
+# library versions), peers-W/, precision-W/, adjoints-W/ per workload W (JSON, markdown,
+# figures; merge with benchmarks/merge_parts.py where it applies; every
 # result file records the accelerator by name), and log.txt. Needs a Python with
 # jax[cuda], diffrax, equinox, optax and (for the peers) torch, torchdiffeq, torchode;
 # nothing is downloaded. Set PYTHON to choose the interpreter.
@@ -23,17 +24,20 @@ LOG="$OUT/log.txt"
 # A GPU run uses the GPU's share of memory as it needs it, not 75% up front.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-if [ -n "$QUICK" ]; then  # seconds per part on a CPU
-  T_PEERS=300; T_PREC=300; T_ADJ=300; BUDGET=0.2
+if [ -n "$QUICK" ]; then  # a few minutes on a CPU
+  TOTAL=900; BUDGET=0.2
   TOLS="1e-3,1e-5"; ADJ_STRATS="checkpoint,backsolve"; PREC_STRATS="checkpoint,backsolve"
-  WLS="toy,spiral"
+  WLS="spiral toy"
 else  # about 8 minutes in all on one GPU (compilation dominates)
-  T_PEERS=170; T_PREC=170; T_ADJ=130; BUDGET=1.0
+  TOTAL=470; BUDGET=1.0
   TOLS="1e-3,1e-5,1e-7"; ADJ_STRATS="checkpoint,backsolve,backsolve-seminorm,checked"
   PREC_STRATS="checkpoint,backsolve,checked"
-  WLS="toy,mlp,cnf,conv,spiral"
+  WLS="spiral toy mlp conv cnf"  # the CNF (slowest to compile) last
 fi
-
+# Each (experiment, workload) is its own run writing its own folder, so a part cut off by
+# its time box loses only itself. Shares of TOTAL seconds: peers 40%, precision 35%,
+# adjoints 25%, split evenly over the workloads; time a part leaves unused passes on.
+DEADLINE=$((SECONDS + TOTAL))
 {
   echo "# gpu.sh ${QUICK:-full} run, $(date -u +%FT%TZ)"
   if command -v nvidia-smi > /dev/null; then
@@ -56,9 +60,20 @@ PY
 cat "$OUT/gpu.txt"
 
 status=0
-part() {  # part NAME SECONDS ARGS...: one experiment, time-boxed, logged
-  local name=$1 secs=$2
-  shift 2
+part() {  # part NAME SHARE_PERCENT PARTS_LEFT ARGS...: one run, time-boxed, logged
+  local name=$1 share=$2 left=$3
+  shift 3
+  local remaining=$((DEADLINE - SECONDS))
+  [ $left -lt 0 ] && left=0
+  local secs=$((remaining - TOTAL * left / 100))  # what the later parts leave over
+  local own=$((TOTAL * share / 100))
+  [ $secs -lt $own ] && secs=$own
+  [ $secs -gt $remaining ] && secs=$remaining
+  if [ $secs -lt 20 ]; then
+    echo "== $name: skipped, the run's time is spent" | tee -a "$LOG"
+    status=1
+    return
+  fi
   echo "== $name (at most $secs s): odezoo bench $*" | tee -a "$LOG"
   local t0=$SECONDS
   timeout --signal=INT "$secs" "$PY" -m odezoo.bench "$@" --out "$OUT/$name" --force \
@@ -68,10 +83,27 @@ part() {  # part NAME SECONDS ARGS...: one experiment, time-boxed, logged
   [ $rc -eq 0 ] || status=1
 }
 
-part peers "$T_PEERS" peers $QUICK --workloads "$WLS" --budget "$BUDGET"
-part precision "$T_PREC" precision $QUICK --workloads "$WLS" --strategies "$PREC_STRATS" \
-  --tolerances "$TOLS" --budget "$BUDGET"
-part adjoints "$T_ADJ" adjoints $QUICK --workloads "$WLS" --strategies "$ADJ_STRATS" \
-  --budget "$BUDGET" --no-count
+n=$(echo $WLS | wc -w)
+P1=$((40 / n)); P2=$((35 / n)); P3=$((25 / n))
+left=$((100 - P1))  # percent of TOTAL kept for the parts after the current one
+for wl in $WLS; do
+  part "peers-$wl" $P1 $left peers $QUICK --workloads "$wl" --budget "$BUDGET"
+  left=$((left - P1))
+done
+left=$((left + P1 - P2))
+for wl in $WLS; do
+  part "precision-$wl" $P2 $left precision $QUICK --workloads "$wl" \
+    --strategies "$PREC_STRATS" --tolerances "$TOLS" --budget "$BUDGET"
+  left=$((left - P2))
+done
+left=$((left + P2 - P3))
+for wl in $WLS; do
+  part "adjoints-$wl" $P3 $left adjoints $QUICK --workloads "$wl" \
+    --strategies "$ADJ_STRATS" --budget "$BUDGET" --no-count
+  left=$((left - P3))
+done
+[ $left -lt 0 ] && left=0
+# One report per experiment from the per-workload parts: OUT/peers, OUT/precision, ...
+"$PY" benchmarks/merge_runs.py "$OUT" >> "$LOG" 2>&1 || status=1
 echo "results in $OUT (exit $status)"
 exit $status

@@ -37,7 +37,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--workloads",
         type=_csv,
         default=None,
-        help="comma-separated: toy,mlp,cnf,conv (default: all)",
+        help="comma-separated: toy,mlp,cnf,conv,spiral (default: all)",
     )
     p.add_argument(
         "--entry",
