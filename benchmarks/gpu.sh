@@ -25,18 +25,18 @@ LOG="$OUT/log.txt"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 if [ -n "$QUICK" ]; then  # a few minutes on a CPU
-  TOTAL=900; BUDGET=0.2
+  TOTAL=900; MAXPART=300; MINPART=20; BUDGET=0.2
   TOLS="1e-3,1e-5"; ADJ_STRATS="checkpoint,backsolve"; PREC_STRATS="checkpoint,backsolve"
   WLS="spiral toy"
 else  # about 8 minutes in all on one GPU (compilation dominates)
-  TOTAL=470; BUDGET=1.0
+  TOTAL=470; MAXPART=90; MINPART=15; BUDGET=1.0
   TOLS="1e-3,1e-5,1e-7"; ADJ_STRATS="checkpoint,backsolve,backsolve-seminorm,checked"
   PREC_STRATS="checkpoint,backsolve,checked"
   WLS="spiral toy mlp conv cnf"  # the CNF (slowest to compile) last
 fi
 # Each (experiment, workload) is its own run writing its own folder, so a part cut off by
-# its time box loses only itself. Shares of TOTAL seconds: peers 40%, precision 35%,
-# adjoints 25%, split evenly over the workloads; time a part leaves unused passes on.
+# its time box loses only itself. A part may use up to MAXPART seconds of what is left of
+# TOTAL after MINPART seconds are kept for each later part; unused time passes on.
 DEADLINE=$((SECONDS + TOTAL))
 {
   echo "# gpu.sh ${QUICK:-full} run, $(date -u +%FT%TZ)"
@@ -60,16 +60,15 @@ PY
 cat "$OUT/gpu.txt"
 
 status=0
-part() {  # part NAME SHARE_PERCENT PARTS_LEFT ARGS...: one run, time-boxed, logged
-  local name=$1 share=$2 left=$3
-  shift 3
+after=0  # parts still to run after the current one
+part() {  # part NAME ARGS...: one run, time-boxed, logged
+  local name=$1
+  shift
   local remaining=$((DEADLINE - SECONDS))
-  [ $left -lt 0 ] && left=0
-  local secs=$((remaining - TOTAL * left / 100))  # what the later parts leave over
-  local own=$((TOTAL * share / 100))
-  [ $secs -lt $own ] && secs=$own
-  [ $secs -gt $remaining ] && secs=$remaining
-  if [ $secs -lt 20 ]; then
+  local secs=$((remaining - MINPART * after))  # leave each later part MINPART seconds
+  [ $secs -gt $MAXPART ] && secs=$MAXPART
+  after=$((after - 1))
+  if [ $secs -lt 15 ]; then
     echo "== $name: skipped, the run's time is spent" | tee -a "$LOG"
     status=1
     return
@@ -84,25 +83,18 @@ part() {  # part NAME SHARE_PERCENT PARTS_LEFT ARGS...: one run, time-boxed, log
 }
 
 n=$(echo $WLS | wc -w)
-P1=$((40 / n)); P2=$((35 / n)); P3=$((25 / n))
-left=$((100 - P1))  # percent of TOTAL kept for the parts after the current one
+after=$((3 * n - 1))
 for wl in $WLS; do
-  part "peers-$wl" $P1 $left peers $QUICK --workloads "$wl" --budget "$BUDGET"
-  left=$((left - P1))
+  part "peers-$wl" peers $QUICK --workloads "$wl" --budget "$BUDGET"
 done
-left=$((left + P1 - P2))
 for wl in $WLS; do
-  part "precision-$wl" $P2 $left precision $QUICK --workloads "$wl" \
+  part "precision-$wl" precision $QUICK --workloads "$wl" \
     --strategies "$PREC_STRATS" --tolerances "$TOLS" --budget "$BUDGET"
-  left=$((left - P2))
 done
-left=$((left + P2 - P3))
 for wl in $WLS; do
-  part "adjoints-$wl" $P3 $left adjoints $QUICK --workloads "$wl" \
+  part "adjoints-$wl" adjoints $QUICK --workloads "$wl" \
     --strategies "$ADJ_STRATS" --budget "$BUDGET" --no-count
-  left=$((left - P3))
 done
-[ $left -lt 0 ] && left=0
 # One report per experiment from the per-workload parts: OUT/peers, OUT/precision, ...
 "$PY" benchmarks/merge_runs.py "$OUT" >> "$LOG" 2>&1 || status=1
 echo "results in $OUT (exit $status)"
