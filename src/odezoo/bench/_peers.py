@@ -269,8 +269,11 @@ def torchode_available() -> str | None:
 
 TORCHODE_MODE = "compile"
 """How torchode runs: `"compile"` (`torch.compile` of its solver, the mode its README
-recommends, and the faster one on CPU here: about 10 ms against 15 ms eager per spiral
-step on a loaded 2-core CPU) or `"eager"`. See `torchode_contender`."""
+recommends) or `"eager"`. On a loaded 2-core CPU, 1 PyTorch thread, timed in
+alternation, the two were within 1% (spiral 8.27 against 8.34 ms per step, toy 17.4
+against 17.5 ms): the solver's data-dependent loop leaves little for the compiler on a
+CPU. `"compile"` is kept as the default, as torchode's own recommendation and for GPUs,
+where fewer kernel launches can matter. See `torchode_contender`."""
 
 
 def torchode_solve(workload: Workload, mode: str = TORCHODE_MODE) -> Callable:
