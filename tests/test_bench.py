@@ -1,13 +1,18 @@
 """The benchmark harness (odezoo.bench): structure of its output, gradient errors, memory
 analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are checked."""
 
+import dataclasses
 import json
+import tempfile
+import textwrap
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import odezoo
 from odezoo import bench
 from odezoo.bench import _cli, _peers
 from odezoo.bench._measure import compile_fn, memory_of, relative_error
@@ -161,6 +166,7 @@ def test_bench_exports_what_a_user_calls():
         "run_scaling",
         "run_peers",
         "run_accuracy",
+        "run_precision",
         "workloads",
         "Workload",
         "strategies",
@@ -169,7 +175,199 @@ def test_bench_exports_what_a_user_calls():
         "scaling_strategies",
         "write_report",
         "environment",
+        "benchmark_adjoints",
+        "entry_problem",
     }
-    assert callable(bench.main)  # the command line; 13 names in all (there were 26)
+    assert callable(bench.main)  # the command line; 16 names in all (there were 26)
     for tool in ("interleaved_timing", "compile_fn", "add_parser", "prepare_pair"):
         assert not hasattr(bench, tool)
+
+
+# -- benchmark the user's own model -------------------------------------------------------
+
+
+class _Cubic(eqx.Module):
+    """A user-defined vector field f(t, y) (no odezoo class)."""
+
+    linear: eqx.nn.Linear
+
+    def __call__(self, t, y):
+        return jnp.tanh(self.linear(y**3))
+
+
+def _user_model(rtol):
+    k1, k2 = jax.random.split(jax.random.key(0))
+    solver = odezoo.Solver(rtol=rtol, atol=rtol)
+    return odezoo.ODENet(2, dynamics=_Cubic(eqx.nn.Linear(2, 2, key=k1)), solver=solver, key=k2)
+
+
+def test_benchmark_adjoints_on_a_user_defined_model():
+    x = jax.random.normal(jax.random.key(1), (8, 2))
+    batch = (x, 0.5 * x)
+    loose, tight = (
+        bench.benchmark_adjoints(
+            _user_model(tol),
+            batch,
+            "mse",
+            strategies=["checkpoint", "backsolve"],
+            budget_s=0.0,
+            min_reps=1,
+            max_reps=2,
+            count=tol == 1e-3,
+            reference_tol=1e-9,
+        )
+        for tol in (1e-3, 1e-7)
+    )
+    rows = {r["strategy"]: r for r in loose["rows"]}
+    assert set(rows) == {"checkpoint", "backsolve"}
+    assert rows["checkpoint"]["ratio"] == 1.0 and rows["backsolve"]["ratio"] > 0
+    for r in rows.values():
+        assert r["timing"]["median_ms"] > 0 and r["memory"]["temp_bytes"] > 0
+        assert r["nfe"]["forward"] == 3 + 6 * r["nfe"]["steps"]  # Dopri5 + dt0 selection
+    # Checkpointing differentiates every forward evaluation but dt0 selection's two.
+    assert rows["checkpoint"]["nfe"]["backward_vjps"] == rows["checkpoint"]["nfe"]["forward"] - 2
+    # The gradient error is against an independent float64 solve: it shrinks with the
+    # tolerance, and is tiny for checkpointing at 1e-7 (float32 round-off level).
+    tight_rows = {r["strategy"]: r for r in tight["rows"]}
+    assert tight_rows["checkpoint"]["grad_error"] < 1e-4
+    assert rows["checkpoint"]["grad_error"] > 10 * tight_rows["checkpoint"]["grad_error"]
+    assert tight["references"]["model"]["steps"] > 0
+    md = bench.write_report("adjoints", tight, tempfile.mkdtemp())[1].read_text()
+    assert "| model | backsolve |" in md and "ODENet" in md
+
+
+def test_benchmark_adjoints_refuses_a_model_without_an_ode():
+    net = odezoo.MLP(2, 2, key=jax.random.key(0))
+    with pytest.raises(odezoo.InputError, match="solves no ODE"):
+        bench.benchmark_adjoints(net, (jnp.ones((2, 2)), jnp.ones((2, 2))))
+    with pytest.raises(odezoo.InputError, match="unknown strategy"):
+        bench.benchmark_adjoints(_user_model(1e-3), (jnp.ones((2, 2)),) * 2, strategies=["x"])
+
+
+def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
+    from odezoo.cli import main
+
+    out = tmp_path / "out"
+    argv = ["bench", "adjoints", "--entry", "seed-cubic-odenet", "--quick", "--out", str(out)]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    result = json.loads((out / "adjoints.json").read_text())
+    assert result["quick"] and result["entry"]["batch_size"] == 8
+    rows = {r["strategy"]: r for r in result["rows"]}
+    assert set(rows) == {"checkpoint", "backsolve"}
+    assert all(0 < r["grad_error"] < 0.1 and r["timing"]["median_ms"] > 0 for r in rows.values())
+    assert rows["checkpoint"]["nfe"]["backward_vjps"] == rows["checkpoint"]["nfe"]["forward"] - 2
+    assert "| seed-cubic-odenet | checkpoint |" in (out / "adjoints.md").read_text()
+
+
+@pytest.mark.parametrize("entry", ["anode-spheres", "ffjord-moons", "odenet-digits"])
+def test_entry_problem_of_every_model_type_traces(entry):
+    # One entry per model type (ANODE, CNF, conv Classifier): the batch, the loss and the
+    # strategies' solver swap trace (shapes only, no compile; the full --quick run is
+    # tested on seed-cubic-odenet above).
+    from odezoo.bench._user import replace_solvers
+
+    model, batch, loss, info = bench.entry_problem(entry, batch_size=4)
+    assert info["batch_size"] == 4
+    for st in bench.strategies().values():
+        m = replace_solvers(model, st.apply)
+        params, static = eqx.partition(m, eqx.is_array)
+        grad = jax.grad(lambda p: loss(eqx.combine(p, static), batch, jax.random.key(0))[0])
+        shapes = jax.eval_shape(grad, params)
+        assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(params)
+
+
+def test_bench_adjoints_entry_refuses_a_model_without_an_ode(tmp_path, capsys):
+    from odezoo.cli import main
+
+    argv = ["bench", "adjoints", "--entry", "seed-cubic-resnet", "--quick", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "solves no ODE" in err and len(err.strip().splitlines()) == 1
+
+
+# -- the DiffEqFlux spiral, torchode, work-precision -----------------------------------
+
+
+def test_spiral_true_trajectory_and_loss():
+    from odezoo.bench._spiral import true_spiral
+
+    ys = true_spiral()
+    assert ys.shape == (30, 2)
+    np.testing.assert_array_equal(ys[0], [2.0, 0.0])
+    # converged: a much looser solve agrees to its tolerance
+    np.testing.assert_allclose(true_spiral(1e-7), ys, atol=1e-5)
+    # d/dt sum(u^4)/4 = u^3 A (u^3)^T = -0.1 |u^3|^2: the skew part of A turns, the
+    # diagonal dissipates, so sum(u^4) falls at exactly that rate
+    energy = np.sum(ys.astype(np.float64) ** 4, axis=1) / 4
+    rate = -0.1 * np.sum(ys.astype(np.float64) ** 6, axis=1)
+    dt = 1.5 / 29
+    np.testing.assert_allclose(np.diff(energy) / dt, (rate[1:] + rate[:-1]) / 2, rtol=0.05)
+    wl = bench.workloads(quick=True)["spiral"]
+    data = {k: jnp.asarray(v) for k, v in wl.data().items()}
+    model = wl.build(wl.weights())
+    loss, stats = wl.loss(model, data)
+    pred, _ = odezoo.solve(
+        model.solver,
+        lambda t, y, a: model.dynamics(t, y),
+        data["x"][0],
+        t1=1.5,
+        ts=jnp.linspace(0, 1.5, 30),
+    )
+    np.testing.assert_allclose(loss, np.sum((np.asarray(pred) - ys) ** 2), rtol=1e-5)
+    assert int(stats.failed) == 0
+
+
+def test_spiral_and_torchode_on_the_same_weights():
+    pytest.importorskip("torchdiffeq")
+    pytest.importorskip("torchode")
+    from odezoo.bench._measure import reference_gradient
+    from odezoo.bench._peers import torch_euler_check, torchode_contender
+
+    wl = bench.workloads(quick=True)["spiral"]
+    weights = wl.weights()
+    check = torch_euler_check(wl, weights)  # same discretisation in odezoo and torch
+    assert check["loss_rel_diff"] < 1e-5 and check["grad_rel_diff"] < 1e-5
+    # torchode's gradient (eager, per-example steps) against the float64 reference
+    _, ref, _ = reference_gradient(wl, weights, tol=1e-10)
+    tight = dataclasses.replace(wl, rtol=1e-7, atol=1e-7)
+    grad = torchode_contender(tight, weights, mode="eager")["grad"]()
+    assert relative_error(grad, ref) < 1e-4
+
+
+def test_precision_quick_cli_and_front(tmp_path):
+    argv = ["precision", "--quick", "--workloads", "spiral", "--strategies", "checkpoint"]
+    argv += ["--peers", "jax-experimental-ode", "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "precision.json").read_text())
+    assert result["tolerances"] == [1e-3, 1e-5]
+    names = {(r["contender"], r["tol"]) for r in result["rows"]}
+    assert names == {
+        (c, t) for c in ("odezoo-checkpoint", "jax-experimental-ode") for t in (1e-3, 1e-5)
+    }
+    for r in result["rows"]:
+        assert r["median_ms"] > 0 and 0 < r["grad_error"] < 1e-2
+    err = {(r["contender"], r["tol"]): r["grad_error"] for r in result["rows"]}
+    assert err["odezoo-checkpoint", 1e-5] < err["odezoo-checkpoint", 1e-3]
+    assert (tmp_path / "precision.png").stat().st_size > 0
+    assert "**" in (tmp_path / "precision.md").read_text()  # the front is marked
+
+    from odezoo.bench._report import precision_front
+
+    rows = [
+        {"contender": "a", "median_ms": 1.0, "grad_error": 1e-3},
+        {"contender": "b", "median_ms": 2.0, "grad_error": 1e-5},
+        {"contender": "c", "median_ms": 2.0, "grad_error": 1e-3},  # dominated by a
+        {"contender": "d", "median_ms": None, "grad_error": 1e-9},  # no time: ignored
+    ]
+    assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
+
+
+def test_benchmark_adjoints_docstring_example_runs(capsys):
+    import re
+
+    (code,) = re.findall(r"```python\n(.*?)```", bench.benchmark_adjoints.__doc__, flags=re.S)
+    namespace: dict = {}
+    exec(compile(textwrap.dedent(code), "benchmark_adjoints", "exec"), namespace)
+    assert [r["strategy"] for r in namespace["result"]["rows"]] == ["checkpoint", "backsolve"]
+    assert capsys.readouterr().out.startswith("checkpoint ")

@@ -8,18 +8,21 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..train import find_solver
 from ._measure import (
     compile_fn,
-    count_nfe,
+    count_loss_nfe,
     interleaved_timing,
+    loss_train_step,
     make_optimizer,
     memory_of,
     reference_gradient,
     relative_error,
-    train_step,
 )
 from ._strategies import BASELINE, Strategy
 from ._workloads import Workload
@@ -34,40 +37,69 @@ def prepare_pair(
     optimizer: str = "sgd",
     count: bool = True,
 ) -> tuple[dict[str, Any], Callable[[], Any]]:
-    """Compile and check one training step of `workload` with `strategy`.
+    """Compile and check one training step of `workload` with `strategy`; see
+    `prepare_step`."""
+    solver = strategy.apply(workload.solver())
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    counted = workload.build(weights, solver.replace(count_evals=True)) if count else None
+    return prepare_step(
+        workload.name,
+        strategy,
+        workload.build(weights, solver),
+        workload.loss,
+        data,
+        reference,
+        optimizer=optimizer,
+        counted_model=counted,
+    )
+
+
+def prepare_step(
+    name: str,
+    strategy: Strategy,
+    model: eqx.Module,
+    loss: Callable,
+    data: Any,
+    reference: np.ndarray | None,
+    *,
+    optimizer: str = "sgd",
+    counted_model: eqx.Module | None = None,
+) -> tuple[dict[str, Any], Callable[[], Any]]:
+    """Compile and check one training step: `loss(model, data) -> (scalar, SolveStats)`,
+    its gradient and an optimizer update, `model` carrying `strategy`'s solver.
 
     Returns `(row, run)`: `run()` calls the compiled step once and blocks (time it with
     `interleaved_timing`), and `row` is a JSON-able
     dict: `loss`; `compile_s` and `first_call_s`; `memory` (XLA's compiled memory
     analysis, see `Memory`); `nfe` (`forward` and `steps` from
     the solve's statistics, `backward_evals` and `backward_vjps` from a separate counted
-    run; `backward_evals` is every evaluation of `f` beyond the forward solve:
+    run of `counted_model` (the same model with `count_evals=True`), when given;
+    `backward_evals` is every evaluation of `f` beyond the forward solve:
     recomputation, reverse solves, reconstruction checks); `grad_error` (relative L2
     error against `reference`); `fell_back` and `reversibility_error` (the checked
     adjoint's decision).
     """
-    solver = strategy.apply(workload.solver())
-    model = workload.build(weights, solver)
-    step, args = train_step(workload, model, make_optimizer(optimizer))
+    solver = find_solver(model)
+    step, args = loss_train_step(loss, model, data, make_optimizer(optimizer))
     compiled, compile_s = compile_fn(step, *args)
     memory = memory_of(compiled)
     t0 = time.perf_counter()
-    _, _, loss, grads, stats = jax.block_until_ready(compiled(*args))
+    _, _, value, grads, stats = jax.block_until_ready(compiled(*args))
     first_call_s = time.perf_counter() - t0
     stats = stats.to_dict()
     nfe: dict[str, Any] = {"forward": stats["nfe"], "steps": stats["num_steps"]}
-    if count:
-        counted = count_nfe(workload, weights, solver)
+    if counted_model is not None:
+        counted = count_loss_nfe(loss, counted_model, data)
         nfe["backward_evals"] = counted["total_evals"] - stats["nfe"]
         nfe["backward_vjps"] = counted["vjps"]
     row = {
-        "workload": workload.name,
+        "workload": name,
         "strategy": strategy.name,
         "adjoint": strategy.adjoint,
         "batching": strategy.batching,
         "solver": solver.describe(),
         "checkpoints": solver.checkpoints,
-        "loss": float(loss),
+        "loss": float(value),
         "compile_s": compile_s,
         "first_call_s": first_call_s,
         "memory": dataclasses.asdict(memory),
@@ -121,57 +153,19 @@ def run_adjoints(
             "seconds": time.perf_counter() - t0,
         }
         log(f"[{wl.name}] float64 reference: loss {ref_loss:.6g}, {ref_steps} steps")
-        wl_rows, runs = [], {}
-        for st in strategies:
-            if (wl.name, st.name) in skip:
-                wl_rows.append(
-                    {
-                        "workload": wl.name,
-                        "strategy": st.name,
-                        "adjoint": st.adjoint,
-                        "batching": st.batching,
-                        "skipped": "skipped by request (--skip)",
-                    }
-                )
-                continue
-            try:
-                row, runs[st.name] = prepare_pair(
-                    wl, st, weights, ref_grad, optimizer=optimizer, count=count
-                )
-            except Exception as e:  # record and go on: one failure must not lose the run
-                row = {
-                    "workload": wl.name,
-                    "strategy": st.name,
-                    "adjoint": st.adjoint,
-                    "batching": st.batching,
-                    "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc(limit=3),
-                }
-                log(f"[{wl.name}] {st.name}: FAILED {row['error'][:200]}")
-            else:
-                log(
-                    f"[{wl.name}] {st.name}: compiled in {row['compile_s']:.1f} s, first call "
-                    f"{row['first_call_s']:.3g} s, temp {row['memory']['temp_bytes']} B, "
-                    f"NFE {row['nfe']}, grad err {row['grad_error']:.2e}"
-                )
-            wl_rows.append(row)
-        timing = interleaved_timing(
-            runs,
-            warmup=1,
-            budget_s=budget_s * max(1, len(runs)),
-            min_rounds=min_reps,
-            max_rounds=max_reps,
+        rows += measure_strategies(
+            wl.name,
+            strategies,
+            lambda st, wl=wl, weights=weights, ref_grad=ref_grad: prepare_pair(
+                wl, st, weights, ref_grad, optimizer=optimizer, count=count
+            ),
+            skip={st for w, st in skip if w == wl.name},
+            budget_s=budget_s,
+            min_reps=min_reps,
+            max_reps=max_reps,
+            log=log,
         )
-        for row in wl_rows:
-            if row["strategy"] in timing:
-                row["timing"] = {
-                    "compile_s": row["compile_s"],
-                    "first_call_s": row["first_call_s"],
-                    **timing[row["strategy"]],
-                }
-                log(f"[{wl.name}] {row['strategy']}: {row['timing']['median_ms']:.4g} ms/step")
-        rows += wl_rows
-    _add_ratios(rows, "ratio", BASELINE)
+    add_ratios(rows, "ratio", BASELINE)
     return {
         "workloads": {
             w.name: {**dataclasses.asdict(w), "description": w.describe()} for w in workloads
@@ -190,7 +184,68 @@ def run_adjoints(
     }
 
 
-def _add_ratios(rows: list[dict[str, Any]], key: str, baseline: str) -> None:
+def measure_strategies(
+    name: str,
+    strategies: Iterable[Strategy],
+    prepare: Callable[[Strategy], tuple[dict[str, Any], Callable[[], Any]]],
+    *,
+    skip: Iterable[str] = (),
+    budget_s: float = 5.0,
+    min_reps: int = 5,
+    max_reps: int = 50,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """The rows of one problem `name`: `prepare(strategy) -> (row, run)` for each strategy
+    (see `prepare_step`), then all `run`s timed in alternation (`interleaved_timing`,
+    about `budget_s` seconds per strategy), so that a change of machine load hits them
+    alike. A strategy that raises is recorded with its `error`; the others go on.
+    Strategies named in `skip` are recorded as skipped."""
+    skip = set(skip)
+    rows, runs = [], {}
+    for st in strategies:
+        base = {"workload": name, "strategy": st.name, "adjoint": st.adjoint}
+        base["batching"] = st.batching
+        if st.name in skip:
+            rows.append({**base, "skipped": "skipped by request (--skip)"})
+            continue
+        try:
+            row, runs[st.name] = prepare(st)
+        except Exception as e:  # record and go on: one failure must not lose the run
+            row = {
+                **base,
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(limit=3),
+            }
+            log(f"[{name}] {st.name}: FAILED {row['error'][:200]}")
+        else:
+            err = row["grad_error"]
+            log(
+                f"[{name}] {st.name}: compiled in {row['compile_s']:.1f} s, first call "
+                f"{row['first_call_s']:.3g} s, temp {row['memory']['temp_bytes']} B, "
+                f"NFE {row['nfe']}, grad err {'-' if err is None else f'{err:.2e}'}"
+            )
+        rows.append(row)
+    timing = interleaved_timing(
+        runs,
+        warmup=1,
+        budget_s=budget_s * max(1, len(runs)),
+        min_rounds=min_reps,
+        max_rounds=max_reps,
+    )
+    for row in rows:
+        if row["strategy"] in timing:
+            row["timing"] = {
+                "compile_s": row["compile_s"],
+                "first_call_s": row["first_call_s"],
+                **timing[row["strategy"]],
+            }
+            log(f"[{name}] {row['strategy']}: {row['timing']['median_ms']:.4g} ms/step")
+    return rows
+
+
+def add_ratios(rows: list[dict[str, Any]], key: str = "ratio", baseline: str = BASELINE) -> None:
+    """Set `row[key]`: the row's median step time over that of `baseline` on the same
+    workload (`None` where either has no timing)."""
     base = {
         r["workload"]: r["timing"]["median_ms"]
         for r in rows

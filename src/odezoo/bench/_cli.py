@@ -1,4 +1,4 @@
-"""The command line: `odezoo bench {adjoints,scaling,peers,accuracy,all}` (also
+"""The command line: `odezoo bench {adjoints,scaling,peers,accuracy,precision,all}` (also
 `python -m odezoo.bench ...`, the same command).
 
 Results go to `--out DIR`, or by default to a fresh folder `runs/bench-<experiment>-<time>`
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError, RunDirError
-from ._defaults import CONTENDERS, STEPS, TOLERANCES
+from ._defaults import CONTENDERS, PRECISION_TOLERANCES, STEPS, TOLERANCES
 
-COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "all")
+COMMANDS = ("adjoints", "scaling", "peers", "accuracy", "precision", "all")
 
 
 def _csv(text: str) -> list[str]:
@@ -37,7 +37,22 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--workloads",
         type=_csv,
         default=None,
-        help="comma-separated: toy,mlp,cnf,conv (default: all)",
+        help="comma-separated: toy,mlp,cnf,conv,spiral (default: all)",
+    )
+    p.add_argument(
+        "--entry",
+        metavar="NAME_OR_RUN_DIR",
+        default=None,
+        help="`adjoints` only: benchmark a zoo entry or run directory (any model with an ODE) "
+        "on a batch of its own training data with its own loss, instead of the built-in "
+        "workloads",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="with --entry: examples in the batch (default: the config's train.batch_size; "
+        "quick: at most 8)",
     )
     p.add_argument(
         "--strategies",
@@ -61,7 +76,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--tolerances",
         type=_csv,
         default=None,
-        help="tolerances for `accuracy` (default: " + ",".join(f"{t:g}" for t in TOLERANCES) + ")",
+        help="tolerances for `accuracy` (default: "
+        + ",".join(f"{t:g}" for t in TOLERANCES)
+        + ") and `precision` (default: "
+        + ",".join(f"{t:g}" for t in PRECISION_TOLERANCES)
+        + ")",
     )
     p.add_argument(
         "--out",
@@ -93,6 +112,13 @@ def _configure(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="PyTorch intra-op threads for `peers` (default: all cores; use 1 on a loaded machine)",
+    )
+    p.add_argument(
+        "--torchode-mode",
+        choices=("compile", "eager"),
+        default="compile",
+        help="torchode in `peers`/`precision`: torch.compile of its solver (default) or eager "
+        "(within 1%% of each other on CPU)",
     )
     p.add_argument(
         "--no-count", action="store_true", help="skip the counted run that measures backward NFE"
@@ -173,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from ._accuracy import run_accuracy
     from ._adjoints import run_adjoints
     from ._peers import run_peers
+    from ._precision import PRECISION_PEERS, run_precision
     from ._report import environment, write_report
     from ._scaling import run_scaling, scaling_strategies, scaling_workload
     from ._strategies import strategies
@@ -180,11 +207,15 @@ def run(args: argparse.Namespace) -> int:
 
     quick = args.quick
     budget = args.budget if args.budget is not None else (0.2 if quick else 5.0)
+    log = lambda msg: print(msg, flush=True)
+    if args.entry is not None:
+        if args.experiment != "adjoints":
+            raise InputError(f"--entry is for `adjoints`, not `{args.experiment}`")
+        return _run_entry(args, out, budget, log)
     platform = "gpu" if jax.devices()[0].platform == "gpu" else "cpu"
     wls = _pick(workloads(quick, platform), args.workloads, "workload")
     experiments = COMMANDS[:-1] if args.experiment == "all" else (args.experiment,)
     reps = dict(min_reps=2, max_reps=5) if quick else dict(min_reps=5, max_reps=50)
-    log = lambda msg: print(msg, flush=True)
     status = 0
     log(f"bench: writing results to {out}")
     for exp in experiments:
@@ -222,11 +253,33 @@ def run(args: argparse.Namespace) -> int:
                 wls,
                 include=args.peers or CONTENDERS,
                 torch_threads=args.torch_threads,
+                torchode_mode=args.torchode_mode,
                 optimizer=args.optimizer,
                 budget_s=budget * 4,
                 log=log,
                 min_rounds=2 if quick else 5,
                 max_rounds=5 if quick else 50,
+            )
+        elif exp == "precision":
+            tols = (
+                [float(t) for t in args.tolerances]
+                if args.tolerances
+                else ([1e-3, 1e-5] if quick else list(PRECISION_TOLERANCES))
+            )
+            peers = [p for p in (args.peers or PRECISION_PEERS) if not p.startswith("odezoo")]
+            result = run_precision(
+                wls,
+                _pick(strategies(), args.strategies or list(PRECISION_STRATEGIES), "strategy"),
+                tols,
+                peers=peers,
+                optimizer=args.optimizer,
+                budget_s=budget,
+                min_rounds=2 if quick else 3,
+                max_rounds=4 if quick else 20,
+                torchode_mode=args.torchode_mode,
+                torch_threads=args.torch_threads,
+                reference_tol=1e-8 if quick else 1e-10,
+                log=log,
             )
         else:
             default = ["checkpoint", "backsolve", "backsolve-seminorm"]
@@ -250,6 +303,66 @@ def run(args: argparse.Namespace) -> int:
         if _failures(exp, result):
             status = 1
     return status
+
+
+ENTRY_QUICK_STRATEGIES = ("checkpoint", "backsolve")
+"""The strategies of `adjoints --entry NAME --quick` (all of `benchmark_adjoints`'s
+defaults otherwise)."""
+
+
+def _run_entry(args: argparse.Namespace, out: Path, budget: float, log) -> int:
+    """`odezoo bench adjoints --entry NAME`: the entry's model, batch and loss through
+    `benchmark_adjoints`."""
+    from ._report import environment, write_report
+    from ._user import benchmark_adjoints, entry_problem
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    quick = args.quick
+    t0 = time.perf_counter()
+    env = environment()
+    model, batch, loss, info = entry_problem(args.entry, batch_size=_entry_batch(args))
+    name = Path(str(args.entry)).name or str(args.entry)
+    log(
+        f"bench: {name}: {info['model']}, {info['weights']}, batch {info['batch_size']}, "
+        f"loss {info['loss']}; writing results to {out}"
+    )
+    result = benchmark_adjoints(
+        model,
+        batch,
+        loss,
+        strategies=args.strategies or (ENTRY_QUICK_STRATEGIES if quick else None),
+        name=name,
+        optimizer=args.optimizer,
+        budget_s=budget,
+        min_reps=2 if quick else 5,
+        max_reps=5 if quick else 50,
+        count=not args.no_count,
+        reference_tol=1e-8 if quick else 1e-10,
+        log=log,
+    )
+    result["workloads"][name]["note"] = ", ".join(
+        x for x in (result["workloads"][name]["note"], info["weights"]) if x
+    )
+    result.update(entry=info, environment=env, quick=quick, seconds=time.perf_counter() - t0)
+    for path in write_report("adjoints", result, out):
+        log(f"wrote {path}")
+    return 1 if _failures("adjoints", result) else 0
+
+
+def _entry_batch(args: argparse.Namespace) -> int | None:
+    if args.batch_size is not None:
+        return args.batch_size
+    if args.quick:
+        from .. import zoo
+        from ..config import full_config
+
+        return min(8, int(full_config(zoo.config(args.entry))["train"]["batch_size"]))
+    return None
+
+
+PRECISION_STRATEGIES = ("checkpoint", "backsolve", "backsolve-seminorm", "checked")
+"""The odezoo strategies drawn by `odezoo bench precision` unless `--strategies`."""
 
 
 def _failures(exp: str, result: dict[str, Any]) -> bool:

@@ -14,5 +14,9 @@ CONTENDERS: tuple[str, ...] = (
     "jax-experimental-ode",
     "torchdiffeq-odeint",
     "torchdiffeq-adjoint",
+    "torchode",
 )
 """Every contender `run_peers` knows, in the order the tables list them."""
+
+PRECISION_TOLERANCES: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
+"""The tolerances (rtol = atol) of the work-precision diagrams (`precision`)."""

@@ -177,8 +177,16 @@ def interleaved_timing(
 def train_step(
     workload: Workload, model: eqx.Module, optimizer: optax.GradientTransformation
 ) -> tuple[Callable, tuple]:
-    """A training step and its arguments: `step(params, opt_state, data)` computes the
-    loss, its gradient and the optimizer update.
+    """A training step of `workload` and its arguments; see `loss_train_step`."""
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    return loss_train_step(workload.loss, model, data, optimizer)
+
+
+def loss_train_step(
+    loss: Callable, model: eqx.Module, data: Any, optimizer: optax.GradientTransformation
+) -> tuple[Callable, tuple]:
+    """A training step and its arguments: `step(params, opt_state, data)` computes
+    `loss(model, data) -> (scalar, stats)`, its gradient and the optimizer update.
 
     Returns `(step, (params, opt_state, data))`; `step` returns
     `(new_params, new_opt_state, loss, grads, stats)` and is meant to be jitted
@@ -189,13 +197,12 @@ def train_step(
 
     def step(params, opt_state, data):
         def loss_fn(p):
-            return workload.loss(eqx.combine(p, static), data)
+            return loss(eqx.combine(p, static), data)
 
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (value, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, grads, stats
+        return optax.apply_updates(params, updates), opt_state, value, grads, stats
 
-    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
     return step, (params, optimizer.init(params), data)
 
 
@@ -212,19 +219,26 @@ def make_optimizer(name: str = "sgd", learning_rate: float = 1e-3):
 
 
 def count_nfe(workload: Workload, weights: dict[str, np.ndarray], solver: Solver) -> dict[str, int]:
-    """Evaluations of the vector field in one loss-and-gradient computation, counted by
-    [`count_evaluations`][odezoo.count_evaluations] in a separate run (the counting
-    callbacks are slow, so never in a timed run).
+    """Evaluations of the vector field in one loss-and-gradient computation of
+    `workload`; see `count_loss_nfe`."""
+    model = workload.build(weights, solver.replace(count_evals=True))
+    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    return count_loss_nfe(workload.loss, model, data)
+
+
+def count_loss_nfe(loss: Callable, model: eqx.Module, data: Any) -> dict[str, int]:
+    """Evaluations of the vector field in one computation of `loss(model, data)` and its
+    gradient, counted by [`count_evaluations`][odezoo.count_evaluations] in a separate
+    run (the counting callbacks are slow, so never in a timed run). `model`'s solvers
+    must have `count_evals=True`.
 
     Returns `{"total_evals": ..., "vjps": ...}`: every evaluation of `f` (forward solve,
     recomputation and reverse solves, and the reconstruction check of `"checked"`) and
     every vector-Jacobian product of `f`. With `batching="vmap"` one evaluation of the
     vectorised loop counts once.
     """
-    model = workload.build(weights, solver.replace(count_evals=True))
     params, static = eqx.partition(model, eqx.is_array)
-    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
-    grad = jax.jit(jax.grad(lambda p, d: workload.loss(eqx.combine(p, static), d)[0]))
+    grad = jax.jit(jax.grad(lambda p, d: loss(eqx.combine(p, static), d)[0]))
     compiled = grad.lower(params, data).compile()
     with count_evaluations() as n:
         jax.block_until_ready(compiled(params, data))
@@ -279,3 +293,17 @@ def reference_gradient(
 
         (loss, stats), grads = value_and_grad(params, data)
         return float(loss), flat_gradient(grads), int(stats.num_steps)
+
+
+def loss_reference_gradient(loss: Callable, model: eqx.Module, data: Any) -> tuple[float, Any]:
+    """`(loss, gradient pytree, stats)` of `loss(model, data)`, compiled once: the
+    reference computation, for a float64 `model` at a tight tolerance (call it inside
+    `jax.enable_x64(True)`)."""
+    params, static = eqx.partition(model, eqx.is_array)
+
+    @jax.jit
+    def value_and_grad(p, d):
+        return jax.value_and_grad(lambda q: loss(eqx.combine(q, static), d), has_aux=True)(p)
+
+    (value, stats), grads = value_and_grad(params, data)
+    return float(value), grads, stats

@@ -20,6 +20,8 @@ import numpy as np
 from ._defaults import CONTENDERS
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
 from ._report import cpu_count
+from ._spiral import spiral_times
+from ._strategies import strategies
 from ._workloads import Workload
 
 
@@ -57,7 +59,7 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
     from torch import nn
 
     def param(name):
-        return nn.Parameter(torch.from_numpy(np.array(weights[name], np.float32)))
+        return nn.Parameter(torch.tensor(np.array(weights[name], np.float32)))
 
     class Field(nn.Module):
         def __init__(self):
@@ -65,12 +67,14 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
             self.nfe = 0
             self.kind = workload.kind
             self.params = nn.ParameterDict({_torch_name(k): param(k) for k in weights})
+            self.weight_names = list(weights)
 
         def p(self, name):
             return self.params[_torch_name(name)]
 
         def _mlp(self, t, y):
-            h = torch.cat([y, t.expand(y.shape[0], 1)], dim=1)
+            # t: a scalar, or one time per example (torchode)
+            h = torch.cat([y, t.reshape(-1, 1).expand(y.shape[0], 1)], dim=1)
             n = workload.depth + 1
             for i in range(n):
                 w = self.p(f".dynamics.layers[{i}].weight")
@@ -81,7 +85,7 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
             return h
 
         def _conv(self, t, y):
-            tt = t.expand(y.shape[0], 1, *y.shape[2:])
+            tt = t.reshape(-1, 1, 1, 1).expand(y.shape[0], 1, *y.shape[2:])
             h = y
             n = workload.depth + 1
             for i in range(n):
@@ -96,7 +100,7 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
 
         def _squash(self, s, z):
             T = self.p(".fields[0].sqrt_time") ** 2
-            t = (T * s).reshape(1, 1)
+            t = (T * s).reshape(-1, 1)
             h = z
             n = workload.depth + 1
             for i in range(n):
@@ -112,8 +116,20 @@ def torch_field(workload: Workload, weights: dict[str, np.ndarray]):
                     h = torch.tanh(h)
             return T * h
 
+        def _spiral(self, t, y):
+            h = torch.nn.functional.linear(
+                y**3, self.p(".dynamics.layers[0].weight"), self.p(".dynamics.layers[0].bias")
+            )
+            return torch.nn.functional.linear(
+                torch.tanh(h),
+                self.p(".dynamics.layers[1].weight"),
+                self.p(".dynamics.layers[1].bias"),
+            )
+
         def forward(self, t, y):
             self.nfe += 1
+            if self.kind == "spiral":
+                return self._spiral(t, y)
             if self.kind in ("toy", "mlp"):
                 return self._mlp(t, y)
             if self.kind == "conv":
@@ -139,7 +155,10 @@ def torch_loss(workload: Workload, field, data: dict[str, Any], solve: Callable)
     """The workload's loss in torch; `solve(field, y0, t)` returns the states at `t`."""
     import torch
 
-    x = torch.from_numpy(data["x"])
+    x = torch.tensor(data["x"])
+    if workload.kind == "spiral":
+        ys = solve(field, x, torch.tensor(np.asarray(spiral_times())))
+        return ((ys - torch.tensor(data["y"])) ** 2).sum()
     if workload.kind == "cnf":
         t = torch.tensor([0.0, 1.0])
         z1, logdet1 = solve(field, (x, torch.zeros(x.shape[0])), t)
@@ -149,7 +168,7 @@ def torch_loss(workload: Workload, field, data: dict[str, Any], solve: Callable)
         return -logp.mean()
     t = torch.tensor([0.0, workload.t1])
     y1 = solve(field, x, t)[-1]
-    err = (y1 - torch.from_numpy(data["y"])).reshape(x.shape[0], -1)
+    err = (y1 - torch.tensor(data["y"])).reshape(x.shape[0], -1)
     return (err**2).sum(1).mean()
 
 
@@ -165,7 +184,6 @@ def torch_contenders(
 
     Every `run()` first restores the initial weights, so all calls do the same work.
     """
-    import torch
     import torchdiffeq
 
     data = workload.data()
@@ -175,35 +193,154 @@ def torch_contenders(
         ("torchdiffeq-adjoint", torchdiffeq.odeint_adjoint),
     ):
         field = torch_field(workload, weights)
-        init = [p.detach().clone() for p in field.parameters()]
-        cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
-        opt = cls(field.parameters(), lr=learning_rate)
         solve = lambda f, y0, t, odeint=odeint: odeint(
             f, y0, t, rtol=workload.rtol, atol=workload.atol, method="dopri5"
         )
-
-        def run(field=field, opt=opt, solve=solve, init=init):
-            with torch.no_grad():
-                for p, p0 in zip(field.parameters(), init, strict=True):
-                    p.copy_(p0)
-            opt.zero_grad()
-            loss = torch_loss(workload, field, data, solve)
-            loss.backward()
-            opt.step()
-            return float(loss)
-
-        def nfe(field=field, solve=solve, init=init):
-            with torch.no_grad():
-                for p, p0 in zip(field.parameters(), init, strict=True):
-                    p.copy_(p0)
-            field.nfe = 0
-            loss = torch_loss(workload, field, data, solve)
-            fwd = field.nfe
-            loss.backward()
-            return {"forward": fwd, "backward_evals": field.nfe - fwd}
-
-        out[name] = {"run": run, "nfe": nfe}
+        out[name] = _torch_runner(workload, field, data, solve, optimizer, learning_rate)
     return out
+
+
+def _torch_runner(workload, field, data, solve, optimizer, learning_rate):
+    """`{"run", "nfe"}` of a torch training step: restore the initial weights, loss,
+    backward, optimizer step."""
+    import torch
+
+    init = [p.detach().clone() for p in field.parameters()]
+    cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    opt = cls(field.parameters(), lr=learning_rate)
+
+    def run(field=field, opt=opt, solve=solve, init=init):
+        with torch.no_grad():
+            for p, p0 in zip(field.parameters(), init, strict=True):
+                p.copy_(p0)
+        opt.zero_grad()
+        loss = torch_loss(workload, field, data, solve)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def nfe(field=field, solve=solve, init=init):
+        with torch.no_grad():
+            for p, p0 in zip(field.parameters(), init, strict=True):
+                p.copy_(p0)
+        field.nfe = 0
+        loss = torch_loss(workload, field, data, solve)
+        fwd = field.nfe
+        loss.backward()
+        return {"forward": fwd, "backward_evals": field.nfe - fwd}
+
+    def grad(field=field, solve=solve, init=init):
+        with torch.no_grad():
+            for p, p0 in zip(field.parameters(), init, strict=True):
+                p.copy_(p0)
+        field.zero_grad()
+        loss = torch_loss(workload, field, data, solve)
+        loss.backward()
+        # in the order of the odezoo model's leaves (the order of `weights`)
+        return np.concatenate(
+            [np.ravel(field.params[_torch_name(k)].grad.cpu().numpy()) for k in names]
+        ).astype(np.float64)
+
+    names = list(field.weight_names)
+    return {"run": run, "nfe": nfe, "grad": grad}
+
+
+def use_torch_device() -> str:
+    """Put PyTorch's new tensors on the GPU when JAX runs on one and PyTorch sees it
+    (so that the peers run on the same device as odezoo); returns the device used."""
+    import torch
+
+    device = "cpu"
+    if jax.devices()[0].platform == "gpu" and torch.cuda.is_available():  # pragma: no cover
+        device = "cuda"
+    torch.set_default_device(device)
+    return device
+
+
+def torchode_available() -> str | None:
+    """`None` when torch and torchode import, else the reason they do not."""
+    try:
+        import torch  # noqa: F401
+        import torchode  # noqa: F401
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+TORCHODE_MODE = "compile"
+"""How torchode runs: `"compile"` (`torch.compile` of its solver, the mode its README
+recommends) or `"eager"`. On a loaded 2-core CPU, 1 PyTorch thread, timed in
+alternation, the two were within 1% (spiral 8.27 against 8.34 ms per step, toy 17.4
+against 17.5 ms): the solver's data-dependent loop leaves little for the compiler on a
+CPU. `"compile"` is kept as the default, as torchode's own recommendation and for GPUs,
+where fewer kernel launches can matter. See `torchode_contender`."""
+
+
+def torchode_solve(workload: Workload, mode: str = TORCHODE_MODE) -> Callable:
+    """`solve(field, y0, t) -> states at t` (time first) with torchode: its
+    `AutoDiffAdjoint` (backpropagation through the solver, torchode's only adjoint),
+    `Tsit5`/`Dopri5` as the workload's method, an `IntegralController` at the
+    workload's tolerances with per-example step sizes (torchode's design), and
+    `backprop_through_step_size_control=False` (its faster setting: the step-size
+    controller is not differentiated, as in diffrax). States are flattened to
+    `(batch, features)`, the CNF's pair `(z, logdet)` concatenated."""
+    import torch
+    import torchode as to
+
+    built: dict[tuple, Any] = {}
+
+    def solve(field, y0, t):
+        pair = isinstance(y0, tuple)
+        if pair:
+            z0, l0 = y0
+            d = z0.shape[1]
+            flat0 = torch.cat([z0, l0[:, None]], dim=1)
+            shape = None
+        else:
+            shape = y0.shape[1:]
+            flat0 = y0.reshape(y0.shape[0], -1)
+
+        cache_key = (id(field), tuple(flat0.shape))
+        if cache_key not in built:  # one solver per field, so that compilation is reused
+
+            def f(tt, y):
+                if pair:
+                    dz, tr = field(tt, (y[:, :d], y[:, d]))
+                    return torch.cat([dz, tr[:, None]], dim=1)
+                return field(tt, y.reshape(y.shape[0], *shape)).reshape(y.shape[0], -1)
+
+            term = to.ODETerm(f)
+            method = (to.Tsit5 if workload.method == "Tsit5" else to.Dopri5)(term=term)
+            ctrl = to.IntegralController(atol=workload.atol, rtol=workload.rtol, term=term)
+            adjoint = to.AutoDiffAdjoint(method, ctrl, backprop_through_step_size_control=False)
+            if mode == "compile":
+                adjoint = torch.compile(adjoint)
+            built[cache_key] = adjoint
+        adjoint = built[cache_key]
+        t_eval = t.to(flat0.dtype).expand(flat0.shape[0], t.shape[0])
+        sol = adjoint.solve(to.InitialValueProblem(y0=flat0, t_eval=t_eval))
+        ys = sol.ys.transpose(0, 1)  # (T, B, F)
+        if pair:
+            return ys[..., :d], ys[..., d]
+        return ys.reshape(ys.shape[0], ys.shape[1], *shape)
+
+    return solve
+
+
+def torchode_contender(
+    workload: Workload,
+    weights: dict[str, np.ndarray],
+    *,
+    optimizer: str = "sgd",
+    learning_rate: float = 1e-3,
+    mode: str = TORCHODE_MODE,
+) -> dict[str, Any]:
+    """A torchode training step on the same field and weights as the torch contenders
+    (see `torchode_solve`), as `{"run": callable, "nfe": callable}`."""
+    field = torch_field(workload, weights)
+    return _torch_runner(
+        workload, field, workload.data(), torchode_solve(workload, mode), optimizer, learning_rate
+    )
 
 
 def torch_euler_check(
@@ -225,7 +362,7 @@ def torch_euler_check(
         lambda f, y0, t: torchdiffeq.odeint(f, y0, t, method="euler", options={"step_size": dt}),
     )
     loss_t.backward()
-    grads_t = {name: p.grad.numpy() for name, p in field.params.items()}
+    grads_t = {name: p.grad.cpu().numpy() for name, p in field.params.items()}
 
     from .._solver import Solver
 
@@ -244,8 +381,8 @@ def torch_euler_check(
     return {
         "euler_steps": steps,
         "loss_odezoo": float(loss_j),
-        "loss_torch": float(loss_t),
-        "loss_rel_diff": abs(float(loss_j) - float(loss_t)) / max(abs(float(loss_t)), 1e-30),
+        "loss_torch": loss_t.item(),
+        "loss_rel_diff": abs(float(loss_j) - loss_t.item()) / max(abs(loss_t.item()), 1e-30),
         "grad_rel_diff": relative_error(gj, gt.astype(np.float64)),
     }
 
@@ -255,7 +392,8 @@ def torch_euler_check(
 
 def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: str = "sgd"):
     """A jitted training step with `jax.experimental.ode.odeint` (its own Dopri5 and
-    backsolve adjoint) on the same field and weights, as `(step, args)`."""
+    backsolve adjoint) on the same field and weights, as `(step, args)`; `step` returns
+    `(params, opt_state, loss, grads)`."""
     import optax
     from jax.experimental.ode import odeint
 
@@ -268,14 +406,11 @@ def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: 
     def loss_fn(p, data):
         _, y0, _, _, _ = model.ode(data["x"])
         func = lambda y, t, q: jax.vmap(lambda yi: eqx.combine(q, static)(t, yi, None))(y)
-        ys = odeint(
-            func,
-            y0,
-            jnp.array([t0, t1], jnp.float32),
-            p,
-            rtol=workload.rtol,
-            atol=workload.atol,
-        )
+        spiral = workload.kind == "spiral"
+        ts = spiral_times() if spiral else jnp.array([t0, t1], jnp.float32)
+        ys = odeint(func, y0, ts, p, rtol=workload.rtol, atol=workload.atol)
+        if spiral:  # the loss over every save point
+            return workload.loss_from_output(ys, data)
         y1 = jax.tree_util.tree_map(lambda v: v[-1], ys)
         if workload.kind == "cnf":
             return -jnp.mean(workload.cnf_log_prob(y1[0], y1[1]))
@@ -284,7 +419,7 @@ def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: 
     def step(p, opt_state, data):
         loss, grads = jax.value_and_grad(loss_fn)(p, data)
         updates, opt_state = opt.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss
+        return optax.apply_updates(p, updates), opt_state, loss, grads
 
     data = {k: jnp.asarray(v) for k, v in workload.data().items()}
     return step, (params, opt.init(params), data)
@@ -311,9 +446,18 @@ def run_peers(
     min_rounds: int = 5,
     max_rounds: int = 50,
     torch_threads: int | None = None,
+    torchode_mode: str = TORCHODE_MODE,
+    spiral_strategies: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Compare odezoo's default training step with the peers, workload by workload.
+
+    Contenders: `"odezoo"` (the default solver), `"odezoo-backsolve"`,
+    `"odezoo-unfixed"`, `"odezoo-STRATEGY"` for any of
+    [`strategies`][odezoo.bench.strategies] (all of them on the spiral workload when
+    `spiral_strategies`), `"jax-experimental-ode"`, `"torchdiffeq-odeint"`,
+    `"torchdiffeq-adjoint"` and `"torchode"` (see `torchode_solve`; `torchode_mode`
+    `"eager"` or `"compile"`).
 
     `torch_threads` sets PyTorch's intra-op threads (default: the number of cores). On
     a loaded machine use 1: with more threads than free cores, PyTorch's OpenMP
@@ -330,6 +474,8 @@ def run_peers(
     """
     include = list(include)
     skipped: dict[str, str] = {}
+    if "torchode" in include and torchode_available() is not None:
+        skipped["torchode"] = f"not installed (pip install odezoo[peers]): {torchode_available()}"
     torch_why = torch_available()
     if torch_why is not None:
         for name in ("torchdiffeq-odeint", "torchdiffeq-adjoint"):
@@ -346,18 +492,30 @@ def run_peers(
         import torch
 
         torch.set_num_threads(torch_threads or max(1, cpu_count()))
+        torch_device = use_torch_device()
+        log(f"peers: PyTorch on {torch_device}")
 
     rows = []
+    every = strategies()
     for wl in workloads:
         weights = wl.weights()
         row: dict[str, Any] = {"workload": wl.name, "contenders": {}}
         runs: dict[str, Callable[[], Any]] = {}
-        for name in include:
+        names = list(include)
+        if wl.kind == "spiral" and spiral_strategies:
+            at = max((i for i, n in enumerate(names) if n.startswith("odezoo")), default=-1)
+            extra = [f"odezoo-{s}" for s in every if s != "checkpoint"]
+            extra = [n for n in extra if n not in names and n not in ODEZOO_CONTENDERS]
+            names[at + 1 : at + 1] = extra
+        for name in names:
             info: dict[str, Any] = {}
             try:
                 if name.startswith("odezoo"):
-                    changes = ODEZOO_CONTENDERS[name]
-                    model = wl.build(weights, wl.solver(**changes))
+                    if name in ODEZOO_CONTENDERS:
+                        solver = wl.solver(**ODEZOO_CONTENDERS[name])
+                    else:  # "odezoo-STRATEGY"
+                        solver = every[name.removeprefix("odezoo-")].apply(wl.solver())
+                    model = wl.build(weights, solver)
                     step, args = train_step(wl, model, make_optimizer(optimizer))
                     compiled, info["compile_s"] = compile_fn(step, *args)
                     out = compiled(*args)
@@ -369,6 +527,16 @@ def run_peers(
                     compiled, info["compile_s"] = compile_fn(step, *args)
                     info["loss"] = float(compiled(*args)[2])
                     runs[name] = lambda c=compiled, a=args: jax.block_until_ready(c(*a))
+                elif name == "torchode":
+                    contender = torchode_contender(
+                        wl, weights, optimizer=optimizer, mode=torchode_mode
+                    )
+                    info["mode"] = torchode_mode
+                    info["loss"] = contender["run"]()
+                    nfe = contender["nfe"]()
+                    info["nfe_forward"] = nfe["forward"]
+                    info["nfe_backward_evals"] = nfe["backward_evals"]
+                    runs[name] = contender["run"]
                 else:
                     contender = torch_contenders(wl, weights, optimizer=optimizer)[name]
                     info["loss"] = contender["run"]()
@@ -380,7 +548,7 @@ def run_peers(
                 info["error"] = f"{type(e).__name__}: {e}"
                 log(f"[{wl.name}] {name}: FAILED {info['error'][:200]}")
             row["contenders"][name] = info
-        if torch_why is None and any(n.startswith("torchdiffeq") for n in include):
+        if torch_why is None and any(n.startswith("torchdiffeq") for n in names):
             try:
                 row["same_weights_check"] = torch_euler_check(wl, weights)
             except Exception as e:
@@ -408,4 +576,9 @@ def run_peers(
         import torch
 
         threads = torch.get_num_threads()
-    return {"skipped": skipped, "torch_threads": threads, "rows": rows}
+    return {
+        "skipped": skipped,
+        "torch_threads": threads,
+        "torch_device": torch_device if torch_why is None else None,
+        "rows": rows,
+    }

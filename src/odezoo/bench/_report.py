@@ -144,8 +144,9 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
     for name, wl in result["workloads"].items():
         note = f" ({wl['note']})" if wl.get("note") else ""
         ref = result["references"].get(name, {})
+        solver = wl.get("solver") or f"Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
         out.append(
-            f"- **{name}**: {wl['description']}; Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
+            f"- **{name}**: {wl['description']}; {solver}"
             f"{note}. float64 reference: {ref.get('steps', '?')} steps at "
             f"{ref.get('tol', float('nan')):g}."
         )
@@ -156,7 +157,7 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
         "XLA's compiled temp buffers (deterministic). NFE: forward evaluations "
         "(from the solve's statistics), backward evaluations of f (recomputation, "
         "reverse solves, checks) and VJPs (counted in a separate run). Gradient "
-        "error: relative L2 against float64 at tolerance 1e-10."
+        "error: relative L2 against float64 at the reference tolerance listed above."
     )
     out.append("")
     rows = []
@@ -210,7 +211,9 @@ def peers_markdown(result: dict[str, Any]) -> str:
         "(checkpoint, batch as one ODE), so > 1 means odezoo is faster. Loss diff: "
         "relative difference from odezoo's loss at the same tolerance (different step "
         "sequences). Same-weights check: fixed-step Euler (8 steps) in both frameworks. "
-        f"PyTorch intra-op threads: {result.get('torch_threads')}."
+        f"PyTorch intra-op threads: {result.get('torch_threads')}, device: "
+        f"{result.get('torch_device') or 'cpu'}. torchode: `torch.compile` of its "
+        "AutoDiffAdjoint (per-example step sizes) unless the run says `eager`."
     )
     for name, why in result.get("skipped", {}).items():
         out.append(f"\nSkipped {name}: {why}")
@@ -327,6 +330,69 @@ def accuracy_markdown(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def precision_markdown(result: dict[str, Any]) -> str:
+    """The work-precision data as a markdown table: ms per step and gradient error per
+    contender and tolerance, the front marked."""
+    out = preamble("Work-precision: time per training step against gradient error", result)
+    out.append(
+        "Per cell: median ms per training step (loss + gradient + SGD) / relative L2 "
+        "error of the float32 parameter gradient against float64 at tolerance "
+        f"{result['reference_tol']:g}; rtol = atol = tol. Contenders of one workload and "
+        "tolerance are timed in alternation. **Bold**: on the workload's front (no "
+        "contender both faster and more accurate). torchode runs in mode "
+        f"`{result.get('torchode_mode')}`."
+    )
+    for name, why in result.get("skipped", {}).items():
+        out.append(f"\nSkipped {name}: {why}")
+    out.append("")
+    on_front = set()
+    workloads = list(dict.fromkeys(r["workload"] for r in result["rows"]))
+    for wl in workloads:
+        for r in precision_front([x for x in result["rows"] if x["workload"] == wl]):
+            on_front.add((r["workload"], r["contender"], r["tol"]))
+    keys = list(dict.fromkeys((r["workload"], r["contender"]) for r in result["rows"]))
+    rows = []
+    for wl, name in keys:
+        row = [wl, name]
+        for tol in result["tolerances"]:
+            r = next(
+                (
+                    x
+                    for x in result["rows"]
+                    if (x["workload"], x["contender"], x["tol"]) == (wl, name, tol)
+                ),
+                None,
+            )
+            if r is None:
+                row.append("–")
+            elif "error" in r:
+                row.append("failed")
+            else:
+                cell = f"{_num(r.get('median_ms'))} / {_num(r.get('grad_error'), '{:.1e}')}"
+                row.append(f"**{cell}**" if (wl, name, tol) in on_front else cell)
+        rows.append(row)
+    out.append(table(["workload", "contender", *[f"{t:g}" for t in result["tolerances"]]], rows))
+    return "\n".join(out) + "\n"
+
+
+def precision_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows on the work-precision front: no other row is at least as fast and at
+    least as accurate, and strictly better in one (rows without a time or error are
+    ignored)."""
+    ok = [r for r in rows if r.get("median_ms") is not None and r.get("grad_error") is not None]
+    out = []
+    for r in ok:
+        dominated = any(
+            o["median_ms"] <= r["median_ms"]
+            and o["grad_error"] <= r["grad_error"]
+            and (o["median_ms"] < r["median_ms"] or o["grad_error"] < r["grad_error"])
+            for o in ok
+        )
+        if not dominated:
+            out.append(r)
+    return out
+
+
 # -- plots --------------------------------------------------------------------------------
 
 
@@ -404,12 +470,51 @@ def plot_accuracy(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     return path
 
 
+def plot_precision(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """`precision.png`: ms per training step against gradient error, a panel per
+    workload, a curve per contender (its points are the tolerances)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in result["rows"])) or ["(none)"]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5.5 * len(workloads), 4.5), squeeze=False)
+    for ax, wl in zip(axes[0], workloads, strict=True):
+        names = list(dict.fromkeys(r["contender"] for r in result["rows"] if r["workload"] == wl))
+        for name in names:
+            pts = [
+                (r["grad_error"], r["median_ms"])
+                for r in result["rows"]
+                if r["workload"] == wl
+                and r["contender"] == name
+                and r.get("median_ms") is not None
+                and r.get("grad_error") is not None
+            ]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                style = "-" if name.startswith("odezoo") else "--"
+                ax.plot(xs, ys, style, marker="o", markersize=4, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("relative gradient error (vs float64)")
+        ax.set_ylabel("ms per training step")
+        ax.set_title(wl)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / "precision.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """Write `<kind>.json`, `<kind>.md` and, for scaling and accuracy, the plots.
+    """Write `<kind>.json`, `<kind>.md` and, for scaling, accuracy and precision, the plots.
 
     Arguments:
 
-    - `kind`: `"adjoints"`, `"peers"`, `"scaling"` or `"accuracy"`.
+    - `kind`: `"adjoints"`, `"peers"`, `"scaling"`, `"accuracy"` or `"precision"`.
     - `result`: what the matching `run_*` returned. Its `"environment"` (hardware and
       library versions, see [`environment`][odezoo.bench.environment]) is recorded now
       when the result has none.
@@ -425,9 +530,9 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
     paths = bench.write_report("peers", result, tempfile.mkdtemp())
     ```
     """
-    if kind not in ("adjoints", "peers", "scaling", "accuracy"):
+    if kind not in ("adjoints", "peers", "scaling", "accuracy", "precision"):
         raise InputError(
-            f"unknown report kind {kind!r}; choose adjoints, peers, scaling or accuracy"
+            f"unknown report kind {kind!r}; choose adjoints, peers, scaling, accuracy or precision"
         )
     if not result.get("environment"):
         result = {**result, "environment": environment()}
@@ -438,6 +543,7 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
         "peers": peers_markdown,
         "scaling": scaling_markdown,
         "accuracy": accuracy_markdown,
+        "precision": precision_markdown,
     }[kind]
     paths = [write_json(out_dir / f"{kind}.json", result)]
     md = out_dir / f"{kind}.md"
@@ -447,4 +553,6 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
         paths += plot_scaling(_clean(result), out_dir)
     if kind == "accuracy":
         paths.append(plot_accuracy(_clean(result), out_dir))
+    if kind == "precision":
+        paths.append(plot_precision(_clean(result), out_dir))
     return paths

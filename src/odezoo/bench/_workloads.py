@@ -11,12 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solver import Solver
+from .._solver import Solver, solve
 from ..data import cubic, toy2d
 from ..nn import CNF, ConvDynamics, ODENet
+from ._spiral import SPIRAL_T1, SPIRAL_U0, SpiralDynamics, spiral_times, true_spiral
 
-Kind = Literal["toy", "mlp", "cnf", "conv"]
-KINDS: tuple[str, ...] = ("toy", "mlp", "cnf", "conv")
+Kind = Literal["toy", "mlp", "cnf", "conv", "spiral"]
+KINDS: tuple[str, ...] = ("toy", "mlp", "cnf", "conv", "spiral")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,9 @@ class Workload:
     - `kind`: `"toy"` (the seed chapter's cubic regression), `"mlp"` (an ODE-Net with
       [`ConcatMLP`][odezoo.nn.ConcatMLP] dynamics), `"cnf"` (FFJORD 2-D with the exact
       trace) or `"conv"` (an ODE-Net with [`ConvDynamics`][odezoo.nn.ConvDynamics] on
-      `(channels, size, size)` states).
+      `(channels, size, size)` states) or `"spiral"` (the DiffEqFlux spiral benchmark: a
+      `Dense(2, 50, tanh) -> Dense(50, 2)` field on `u**3`, fitted to a 30-point trajectory,
+      Tsit5; `state`, `t1` and `batch` are fixed at 2, 1.5 and 1).
     - `batch`: the batch size.
     - `state`: the state size (`"mlp"`, `"toy"`), data dimension (`"cnf"`) or channels
       (`"conv"`).
@@ -43,7 +46,8 @@ class Workload:
     - `depth`: number of hidden layers (convolutions for `"conv"`).
     - `size`: spatial size of a `"conv"` state (unused otherwise).
     - `kernel`: convolution kernel size (`"conv"`).
-    - `rtol`, `atol`: the tolerances of the benchmark's Dopri5 solve.
+    - `rtol`, `atol`: the tolerances of the benchmark's solve.
+    - `method`: the diffrax solver's name (`"Dopri5"`, or `"Tsit5"` for the spiral).
     - `t1`: the integration interval `[0, t1]` (ODE-Nets; a CNF integrates its own time).
     - `seed`: seed of the NumPy weights and of the batch.
     - `note`: a sentence for the report (e.g. why a CPU batch is smaller).
@@ -73,6 +77,7 @@ class Workload:
     t1: float = 1.0
     seed: int = 0
     note: str = ""
+    method: str = "Dopri5"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -94,6 +99,11 @@ class Workload:
                 f"ODE-Net, ConcatMLP dynamics: state {self.state}, width {self.width} x "
                 f"{self.depth}, batch {self.batch}"
             )
+        if self.kind == "spiral":
+            return (
+                f"DiffEqFlux spiral: Dense(2, {self.width}, tanh) -> Dense({self.width}, 2) "
+                f"on u^3, {self.method}, loss over 30 save points on [0, 1.5]"
+            )
         if self.kind == "cnf":
             hidden = "x".join([str(self.width)] * self.depth)
             return f"FFJORD {self.state}-D, exact trace, ConcatSquash {hidden}, batch {self.batch}"
@@ -104,8 +114,11 @@ class Workload:
         )
 
     def solver(self, **changes: Any) -> Solver:
-        """The benchmark's default solver (Dopri5 at `rtol`, `atol`), with `changes`."""
-        return Solver(rtol=self.rtol, atol=self.atol).replace(**changes)
+        """The benchmark's default solver (`method` at `rtol`, `atol`), with `changes`."""
+        import diffrax
+
+        method = getattr(diffrax, self.method)()
+        return Solver(solver=method, rtol=self.rtol, atol=self.atol).replace(**changes)
 
     # -- model ---------------------------------------------------------------------------
 
@@ -122,6 +135,9 @@ class Workload:
                 solver=solver,
                 key=key,
             )
+        if self.kind == "spiral":
+            dyn = SpiralDynamics(self.width, key=key)
+            return ODENet(2, dynamics=dyn, t1=SPIRAL_T1, solver=solver, key=key)
         if self.kind == "cnf":
             return CNF(
                 self.state,
@@ -194,6 +210,9 @@ class Workload:
         if self.kind == "toy":
             x, y = cubic(self.batch)
             return {"x": np.asarray(x), "y": np.asarray(y)}
+        if self.kind == "spiral":  # one trajectory: (1, 2) and (30, 1, 2), time first
+            x = np.asarray([SPIRAL_U0], np.float32)
+            return {"x": x, "y": true_spiral()[:, None, :]}
         if self.kind == "mlp":
             x = rng.standard_normal((self.batch, self.state))
             y = rng.standard_normal((self.batch, self.state))
@@ -211,6 +230,11 @@ class Workload:
         """`(loss, SolveStats)`: the squared error of an ODE-Net's output (summed over
         features, averaged over the batch, as in the seed chapter) or a CNF's mean
         negative log-likelihood."""
+        if self.kind == "spiral":  # the trajectory at the save points, not only y(t1)
+            field, y0, t0, t1, batched = model.ode(data["x"])
+            ts = jnp.asarray(spiral_times(), jnp.asarray(data["x"]).dtype)
+            out, stats = solve(model.solver, field, y0, t0=t0, t1=t1, ts=ts, batched=batched)
+            return self.loss_from_output(out, data), stats
         out, stats = model.apply(data["x"])
         return self.loss_from_output(out, data), stats
 
@@ -218,6 +242,8 @@ class Workload:
         """The loss from the model's output (ODE-Net prediction, or CNF log-density)."""
         if self.kind == "cnf":
             return -jnp.mean(out)
+        if self.kind == "spiral":  # DiffEqFlux's sum(abs2, data .- pred)
+            return jnp.sum((out - data["y"]) ** 2)
         err = (out - data["y"]).reshape(out.shape[0], -1)
         return jnp.mean(jnp.sum(err**2, axis=1))
 
@@ -235,7 +261,7 @@ def _named_leaves(model: eqx.Module) -> dict[str, Any]:
 
 
 def workloads(quick: bool = False, platform: str = "cpu") -> dict[str, Workload]:
-    """The issue's four workloads, by name.
+    """The benchmark's workloads, by name.
 
     Arguments:
 
@@ -245,14 +271,30 @@ def workloads(quick: bool = False, platform: str = "cpu") -> dict[str, Workload]
 
     Returns:
 
-    `{name: Workload}` for `"toy"`, `"mlp"`, `"cnf"` and `"conv"`.
+    `{name: Workload}` for `"toy"`, `"mlp"`, `"cnf"`, `"conv"` and `"spiral"` (the
+    DiffEqFlux spiral, the same size in both modes: it is small).
     """
+    spiral = Workload(
+        "spiral",
+        "spiral",
+        batch=1,
+        state=2,
+        width=50,
+        t1=SPIRAL_T1,
+        rtol=1e-3,
+        atol=1e-6,
+        method="Tsit5",
+        note="DiffEqFlux's benchmark: Tsit5 at the Julia defaults rtol 1e-3, atol 1e-6; "
+        "DiffEqFlux.jl documents 2.09 ms for its fastest gradient (backsolve, Julia, its "
+        "own hardware)",
+    )
     if quick:
         wls = [
             Workload("toy", "toy", batch=10, state=1, width=20, rtol=1e-6, atol=1e-6),
             Workload("mlp", "mlp", batch=16, state=8, width=16, depth=2),
             Workload("cnf", "cnf", batch=16, state=2, width=8, depth=2),
             Workload("conv", "conv", batch=2, state=4, width=4, size=5),
+            spiral,
         ]
         return {w.name: w for w in wls}
     conv_batch = 8 if platform == "cpu" else 128
@@ -275,5 +317,6 @@ def workloads(quick: bool = False, platform: str = "cpu") -> dict[str, Workload]
         Workload("mlp", "mlp", batch=1024, state=64, width=256, depth=2),
         Workload("cnf", "cnf", batch=512, state=2, width=64, depth=3),
         Workload("conv", "conv", batch=conv_batch, state=64, width=64, size=7, note=conv_note),
+        spiral,
     ]
     return {w.name: w for w in wls}
