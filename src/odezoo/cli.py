@@ -459,9 +459,9 @@ def _cmd_train(args) -> int:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    from ._format import format_number  # numpy: not imported by `--help` and `list`
+
+    return format_number(v)
 
 
 def _cmd_eval(args) -> int:

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from .._errors import CardMismatchError as CardMismatchError
+from .._format import format_number
 from ..nn import ODENet, count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
@@ -261,12 +262,6 @@ def _filled(cfg: dict, section: str) -> dict:
     return full_config(cfg).get(section, {})
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def _link_entries(text: str, name: str, entries: set[str]) -> str:
     """Turn every other zoo entry named in backticks into a link to its card (a path
     relative to this card, `../OTHER/card.md`; the docs hook maps it to the site's page)."""
@@ -299,7 +294,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
         )
         lines.append("")
     lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items()]
+    lines += [f"| {k} | {format_number(v)} |" for k, v in m.items()]
     lines.append(f"| parameters | {metrics['parameters']} |")
     lines.append("")
     target = meta.get("target")
@@ -310,7 +305,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
         verdict = "reached" if ok else "**not reached**"
         lines += [
             f"Target: {target['metric']} {bound} ({target.get('why', '')}): {verdict}, "
-            f"measured {_fmt(value)}.",
+            f"measured {format_number(value)}.",
             "",
         ]
     if meta.get("notes"):
@@ -321,7 +316,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
     lines += [
         "## Training",
         "",
-        f"- Steps: {t.get('steps')}, final training loss {_fmt(t.get('final_loss'))}.",
+        f"- Steps: {t.get('steps')}, final training loss {format_number(t.get('final_loss'))}.",
     ]
     if t.get("nfe_forward_final") is None and t.get("nfe_backward_final") is None:
         lines.append("- No ODE solve, so no function evaluations (NFE) to report.")
@@ -331,8 +326,9 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
             f"{t.get('nfe_backward_final')}."
         )
     lines += [
-        f"- Time: {_fmt(t.get('total_time_s'))} s in all, compile {_fmt(t.get('compile_time_s'))}"
-        f" s, median step {_fmt(t.get('step_time_median_s'))} s.",
+        f"- Time: {format_number(t.get('total_time_s'))} s in all, "
+        f"compile {format_number(t.get('compile_time_s'))} s, "
+        f"median step {format_number(t.get('step_time_median_s'))} s.",
         f"- Hardware: {metrics['hardware']} (jax {t.get('jax_version')}). "
         + (meta.get("hardware_note") or ""),
         f"- Built with: {_describe_version(metrics.get('built_with'))}.",
@@ -362,8 +358,8 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
             "|---|" + "---|" * (len(keys) + 1),
         ]
         for row in sweep:
-            vals = " | ".join(_fmt(row[k]) for k in keys)
-            lines.append(f"| {row['rtol']:g} | {vals} | {_fmt(row['nfe_forward'])} |")
+            vals = " | ".join(format_number(row[k]) for k in keys)
+            lines.append(f"| {row['rtol']:g} | {vals} | {format_number(row['nfe_forward'])} |")
         lines.append("")
     if figures:
         lines += ["## Figures", ""]
@@ -390,7 +386,7 @@ def check_entry(name: str) -> dict:
             continue
         tol = CHECK_ATOL.get(key, 0.0) + CHECK_RTOL.get(key, 1e-3) * abs(want)
         if not (math.isfinite(got) and abs(got - want) <= tol):
-            bad.append(f"{key}: card says {_fmt(want)}, weights give {_fmt(got)}")
+            bad.append(f"{key}: card says {format_number(want)}, weights give {format_number(got)}")
     if bad:
         raise CardMismatchError(f"zoo entry {name!r} disagrees with its card: " + "; ".join(bad))
     return measured
@@ -441,13 +437,14 @@ class Reproduction:
         for key, want in self.stated.items():
             got = self.measured.get(key)
             if got is None:
-                parts.append(f"{key} not measured (card {_fmt(want)})")
+                parts.append(f"{key} not measured (card {format_number(want)})")
                 continue
             bound = self.bounds[key]
             ok = _within(got, want, bound)
             parts.append(
-                f"{key} {_fmt(got)} vs card {_fmt(want)} "
-                f"(|diff| {_fmt(abs(got - want))} {'<=' if ok else '>'} {_fmt(bound)})"
+                f"{key} {format_number(got)} vs card {format_number(want)} "
+                f"(|diff| {format_number(abs(got - want))} {'<=' if ok else '>'} "
+                f"{format_number(bound)})"
             )
         return (
             f"{verdict} {self.name}: "
