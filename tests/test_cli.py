@@ -351,3 +351,19 @@ def test_train_says_what_it_does_with_the_run_directory(tmp_path, capsys):
     assert "resuming seed-cubic-resnet from step 4 of 6" in capsys.readouterr().err
     assert main(["train", "seed-cubic-resnet", "--out", str(tmp_path / "none"), "--resume"]) == 1
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_pyproject_ships_every_subpackage():
+    # The packages are listed by hand (the zoo entries ship from the top-level zoo/);
+    # a missing one breaks only non-editable installs, as `odezoo.config` once did.
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(root / "src").parts)
+        for p in (root / "src" / "odezoo").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)
