@@ -15,13 +15,9 @@ import pytest
 # Strict dtype promotion: mixing dtypes (a float32 array with a float64 one, an int array
 # with a float array) raises instead of silently promoting, so a model cannot quietly
 # compute in another precision than asked; Python scalars still combine with arrays (weak
-# types). Run the suite with ODEZOO_STRICT_DTYPES=1 to enable it. It is off by default
-# until two promotions are dealt with, then make it the default:
-# - data/_toy2d.py's pinwheel multiplies the int32 arm index by a float (cast it);
-# - optax (0.2.8) itself: adam's bias correction raises a float to an int32 step count, so
-#   train/_fit.py must run `optimizer.update` under `jax.numpy_dtype_promotion("standard")`,
-#   an explicit exception for code that is not ours.
-if os.environ.get("ODEZOO_STRICT_DTYPES", "0") != "0":
+# types). The one exception is optax's own update (train/_step.py says why).
+# ODEZOO_STRICT_DTYPES=0 runs the suite with JAX's standard promotion instead.
+if os.environ.get("ODEZOO_STRICT_DTYPES", "1") != "0":
     jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 

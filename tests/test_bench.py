@@ -114,8 +114,9 @@ def test_scaling_backsolve_memory_is_flat_and_checkpointing_grows():
 
 def test_peers_skip_cleanly_without_torch(monkeypatch):
     monkeypatch.setattr(_peers, "torch_available", lambda: "ModuleNotFoundError: no torch")
+    monkeypatch.setattr(_peers, "torchode_available", lambda: "ModuleNotFoundError: no torch")
     out = bench.run_peers([], log=lambda _: None)
-    assert set(out["skipped"]) == {"torchdiffeq-odeint", "torchdiffeq-adjoint"}
+    assert set(out["skipped"]) == {"torchdiffeq-odeint", "torchdiffeq-adjoint", "torchode"}
     assert "pip install odezoo[peers]" in out["skipped"]["torchdiffeq-odeint"]
     assert out["rows"] == []
 

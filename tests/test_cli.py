@@ -326,13 +326,14 @@ def test_train_then_eval_round_trip(tmp_path, capsys):
     assert report["metrics"]["loss"] > 0 and report["metrics"]["nfe_forward"] > 0
 
 
-def test_existing_run_needs_resume(tmp_path, capsys):
+def test_a_run_directory_with_a_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    # (A directory holding a real run needs --resume: see the next test.)
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.ckpt").write_bytes(b"")
     code, _, err = _run(["train", "seed-cubic-odenet", "--out", str(run)], capsys)
-    assert code == 1
-    assert err.strip().endswith("pass --resume to continue it, or choose another --out")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "is not an odezoo checkpoint" in err and "start a fresh run" in err
 
 
 def test_train_says_what_it_does_with_the_run_directory(tmp_path, capsys):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..train import find_solver
+from ..train._tolerance import solver_of
 from ._measure import (
     compile_fn,
     count_loss_nfe,
@@ -79,7 +79,7 @@ def prepare_step(
     error against `reference`); `fell_back` and `reversibility_error` (the checked
     adjoint's decision).
     """
-    solver = find_solver(model)
+    solver = solver_of(model)
     step, args = loss_train_step(loss, model, data, make_optimizer(optimizer))
     compiled, compile_s = compile_fn(step, *args)
     memory = memory_of(compiled)

@@ -105,7 +105,7 @@ def _pinwheel(key, n):
     arm = jax.random.randint(key_arm, (n,), 0, 5)
     features = jax.random.normal(key_features, (n, 2)) * jnp.array([0.3, 0.1])
     features = features + jnp.array([1.0, 0.0])
-    angle = 2 * jnp.pi * arm / 5 + 0.25 * jnp.exp(features[:, 0])
+    angle = 2 * jnp.pi * arm.astype(features.dtype) / 5 + 0.25 * jnp.exp(features[:, 0])
     c, s = jnp.cos(angle), jnp.sin(angle)
     # FFJORD's convention: the row vector (r, t) times [[c, -s], [s, c]].
     r, t = features[:, 0], features[:, 1]
