@@ -95,6 +95,11 @@ def test_docstring_examples_are_collected():
 def test_docstring_example_runs(name, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files (run directories, checkpoints)
     matplotlib.use("Agg")
+    # Examples that register a model family or dataset leave no trace for other tests.
+    from odezoo.config import _data, _models
+
+    monkeypatch.setattr(_models, "MODEL_FAMILIES", dict(_models.MODEL_FAMILIES))
+    monkeypatch.setattr(_data, "DATA_BUILDERS", dict(_data.DATA_BUILDERS))
     if name in OWN_PROCESS:
         env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
         env["PYTHONPATH"] = os.pathsep.join([str(SRC.parent), env.get("PYTHONPATH", "")])

@@ -166,7 +166,7 @@ def spirals_classification(
             jax.random.split(dkey, n_series)
         )
         keep = jnp.concatenate([jnp.ones((n_series, 1), bool), ranks >= n_drop], axis=1)
-        mask = mask * keep[..., None]
+        mask = mask * keep[..., None].astype(mask.dtype)
     return times, values * mask, mask, labels
 
 
