@@ -91,7 +91,7 @@ def test_hutchinson_jacobian_mean_matches_the_exact_value(x64):
             1
         ]["jacobian"]
 
-    samples = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), 4000)))
+    samples = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), 2000)))
     exact = np.sum(A**2) * T1
     se = samples.std() / np.sqrt(len(samples))
     assert abs(samples.mean() - exact) < 4 * se
@@ -158,7 +158,10 @@ def test_regulariser_gradients_match_finite_differences(x64, name, kwargs):
     reg = Regularisation(**{name: 1.0}, **kwargs)
     field = Tanh(eqx.nn.MLP(3, 2, 6, 1, activation=jnp.tanh, key=jax.random.key(1)))
     params, static = eqx.partition(field, eqx.is_inexact_array)
-    adjoints = ["checkpoint", "direct", "backsolve"]
+    # The discretised (checkpoint) and continuous (backsolve) adjoints; "direct"
+    # differentiates the same discretisation as checkpointing (checked for the error
+    # penalty below).
+    adjoints = ["checkpoint", "backsolve"]
     direction = jax.tree_util.tree_map(
         lambda p: jax.random.normal(jax.random.key(2), p.shape, p.dtype), params
     )
