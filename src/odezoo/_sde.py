@@ -18,7 +18,14 @@ from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
 from ._errors import SolverError
-from ._solver import Solver, SolveStats, SolveStatus, backward_evaluations, forward_evaluations
+from ._solver import (
+    Solver,
+    SolveStats,
+    SolveStatus,
+    all_finite,
+    backward_evaluations,
+    forward_evaluations,
+)
 
 SDE_ADJOINTS = ("checkpoint", "backsolve", "direct")
 
@@ -247,16 +254,9 @@ def solve_sde(
     return ys, stats
 
 
-def _finite(tree) -> Array:
-    leaves = [
-        jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(v)
-    ]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
-
-
 def _status(failed: Array, ys, inputs) -> Array:
     """The [`SolveStatus`][odezoo.SolveStatus] code of an SDE solve: fixed steps step
     straight into NaN/inf, which diffrax reports as a success."""
-    code = jnp.where(_finite(ys), failed, int(SolveStatus.DIVERGED))
-    code = jnp.where(_finite(inputs), code, int(SolveStatus.NONFINITE_INPUT))
+    code = jnp.where(all_finite(ys), failed, int(SolveStatus.DIVERGED))
+    code = jnp.where(all_finite(inputs), code, int(SolveStatus.NONFINITE_INPUT))
     return jax.lax.stop_gradient(code).astype(jnp.int32)

@@ -534,7 +534,9 @@ def _rms(x: PyTree) -> Array:
     return jnp.sqrt(jnp.mean(flat**2))
 
 
-def _all_finite(tree: PyTree) -> Array:
+def all_finite(tree: PyTree) -> Array:
+    """Whether every floating-point leaf of `tree` (arrays and Python floats) is free of
+    NaN and inf (traceable; `True` for a tree without any)."""
     leaves = [
         v
         for v in jax.tree_util.tree_leaves(tree)
@@ -622,7 +624,7 @@ def _one_solve(solver, field, y0, args, t0, t1, ts, kind, probe=None, controlled
     # NaN/inf and shrinks the step, so a state that blows up stalls the solve until
     # max_steps (with mostly rejected steps, or with steps too short to move t). A
     # fixed-step solver steps into NaN/inf and reports success.
-    finite = jax.lax.stop_gradient(_all_finite(last) & (stopped | _all_finite(ys)))
+    finite = jax.lax.stop_gradient(all_finite(last) & (stopped | all_finite(ys)))
     t_reached = jax.lax.stop_gradient(sol.ts[-1])
     probe = field if probe is None else probe
     blowing_up = jax.lax.cond(
@@ -763,7 +765,7 @@ def solve(
     """
     _check_times(t0, t1)
     kind = solver.adjoint
-    input_ok = jax.lax.stop_gradient(_all_finite((y0, args, example_args, t0, t1, ts)))
+    input_ok = jax.lax.stop_gradient(all_finite((y0, args, example_args, t0, t1, ts)))
     plain = field
     if solver.count_evals:
         field = CountedField(field)

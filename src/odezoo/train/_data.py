@@ -92,15 +92,3 @@ class Draw:
             return tuple(arrays)
         idx = jax.random.choice(key, self.size, (self.batch_size,), replace=False)
         return tuple(jnp.take(a, idx, axis=0) for a in arrays)
-
-
-def all_finite(tree) -> jax.Array:
-    """Whether every floating-point leaf of `tree` is free of NaN and inf (traceable)."""
-    checks = [
-        jnp.all(jnp.isfinite(leaf))
-        for leaf in jax.tree_util.tree_leaves(tree)
-        if isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.inexact)
-    ]
-    if not checks:
-        return jnp.asarray(True)
-    return jnp.all(jnp.stack(checks))
