@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
 from .._regularisation import Regularisation
 from .._solver import SolveStats
 from ..nn import AbstractModel
@@ -84,7 +85,10 @@ def penalised(loss: str | Loss, regularisation: Regularisation) -> Loss:
     """
     base = get_loss(loss)
     if not isinstance(regularisation, Regularisation):
-        raise TypeError(f"regularisation must be an odezoo.Regularisation, got {regularisation!r}")
+        raise InputError(
+            f"regularisation must be an odezoo.Regularisation (e.g. "
+            f"odezoo.Regularisation(kinetic=0.01)), got {regularisation!r}"
+        )
 
     def penalised_loss(model, batch, key: PRNGKeyArray | None = None):
         value, (stats, values) = base(_Regularised(model, regularisation), batch, key)
