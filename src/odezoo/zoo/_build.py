@@ -25,6 +25,7 @@ from .._format import format_number
 from ..nn import ODENet, count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
+from ._compare import sibling_section
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load, names
 
 METRICS = "metrics.json"
@@ -313,6 +314,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
     others = [o for o in meta.get("compare_with", []) if o in entries and o != name]
     if others:
         lines += ["Compare with: " + ", ".join(linked(f"`{o}`") for o in others) + ".", ""]
+    lines += [linked(line) for line in sibling_section(name, cfg, metrics)]
     lines += [
         "## Training",
         "",
