@@ -148,12 +148,15 @@ def verdict_line(c: Comparison) -> str:
     else:
         change = f"{abs(c.metric_change):.4f} nat"
         bound = f"{WITHIN['loss']:g} nat"
-    direction = "worse" if c.metric_change > 0 else "better"
+    if c.metric_change == 0:
+        change = "the same"
+    else:
+        change += " worse" if c.metric_change > 0 else " better"
     head = "**reached**" if c.reached else "**not reached**"
     return (
-        f"Target ({NFE_FACTOR:g}x fewer test-time forward NFE at a {c.metric} within "
+        f"Target ({NFE_FACTOR:g}x fewer test-time forward NFE, with the {c.metric} within "
         f"{bound} of the sibling's): {head}. {c.metric} {_metric_text(c.metric, c.value)} "
-        f"against {_metric_text(c.metric, c.sibling_value)} ({change} {direction}"
+        f"against {_metric_text(c.metric, c.sibling_value)} ({change}"
         f"{'' if c.within else ', outside the bound'}); forward NFE "
         f"{format_number(c.nfe)} against {format_number(c.sibling_nfe)} "
         f"({c.sibling_nfe / c.nfe:.2f}x fewer"
@@ -429,7 +432,7 @@ def comparison_figure(path: str | os.PathLike, entries: list[str] | None = None)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
-    fig.suptitle("Tolerance sweeps (rtol = atol from 1e-1 to 1e-6); star: the card's tolerance")
+    fig.suptitle("Tolerance sweeps, rtol = atol from 1e-1 to 1e-6 (star: the card's)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
