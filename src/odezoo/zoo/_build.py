@@ -314,7 +314,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
     others = [o for o in meta.get("compare_with", []) if o in entries and o != name]
     if others:
         lines += ["Compare with: " + ", ".join(linked(f"`{o}`") for o in others) + ".", ""]
-    lines += [linked(line) for line in sibling_section(name, cfg, metrics)]
+    lines += sibling_section(name, cfg, metrics)
     lines += [
         "## Training",
         "",

@@ -191,16 +191,17 @@ def comparison_section(
     reg = describe_regularisation((cfg.get("train") or {}).get("regularisation"))
     lines = [HEADING, ""]
     if sibling_metrics is None:
-        return lines + [f"`{sibling}` has no card yet (no metrics.json) to compare with.", ""]
+        return lines + [f"{sibling} has no card yet (no metrics.json) to compare with.", ""]
+    link = f"[`{sibling}`](../{sibling}/card.md)"  # as render_card links other entries
     c = compare(metrics, sibling_metrics)
     solver = metrics.get("eval_solver") or {}
     tol = f" at rtol={solver['rtol']:g}, atol={solver['atol']:g}" if solver else ""
     t, ts = metrics["training"], sibling_metrics["training"]
     lines += [
-        f"Trained as `{sibling}` is, plus {reg}. Both read from their `metrics.json` "
+        f"Trained as {link} is, plus {reg}. Both read from their `metrics.json` "
         "when this card was rendered:",
         "",
-        f"| | `{sibling}` | `{name}` |",
+        f"| | {link} | `{name}` |",
         "|---|---|---|",
         f"| test {c.metric} | {_metric_text(c.metric, c.sibling_value)} "
         f"| {_metric_text(c.metric, c.value)} |",
@@ -218,7 +219,7 @@ def comparison_section(
         lines += [
             "The tolerance sweep, side by side:",
             "",
-            f"| rtol = atol | `{sibling}` {c.metric} | NFE | `{name}` {c.metric} | NFE |",
+            f"| rtol = atol | {link} {c.metric} | NFE | `{name}` {c.metric} | NFE |",
             "|---|---|---|---|---|",
         ]
         for tol in common:
