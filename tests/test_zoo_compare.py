@@ -16,6 +16,7 @@ from odezoo.zoo._compare import (
     comparison_section,
     describe_regularisation,
     docs_block,
+    refresh_dependents,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +139,11 @@ def test_cards_follow_a_rebuilt_sibling(tmp_path, monkeypatch):
         ("tst-plain", None),
         ("tst-plain-rnode", False),
     ]
+    (tmp_path / "tst-plain" / "metrics.json").write_text(
+        json.dumps(_metrics(0.99, 33, key="accuracy"))
+    )
+    assert refresh_dependents("tst-plain") == ["tst-plain-rnode"]  # as build_entry does
+    assert "**reached**" in (d / "card.md").read_text()
 
 
 def _docs_table() -> str:

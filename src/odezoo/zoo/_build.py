@@ -25,7 +25,7 @@ from .._format import format_number
 from ..nn import ODENet, count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
-from ._compare import sibling_section
+from ._compare import refresh_dependents, sibling_section
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load, names
 
 METRICS = "metrics.json"
@@ -254,6 +254,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
         _figures.tolerance_figure(metrics["tolerance_sweep"], key, folder / "tolerance.png")
         figures.append(("tolerance.png", f"Test {key} against forward NFE as rtol = atol loosen."))
     (folder / CARD).write_text(render_card(name, entry_cfg, metrics, figures))
+    refresh_dependents(name)  # regularised entries' cards compare themselves with this one
     return metrics
 
 

@@ -278,6 +278,15 @@ def refresh_comparisons(entries: list[str] | None = None) -> list[str]:
     return changed
 
 
+def refresh_dependents(sibling: str) -> list[str]:
+    """Re-render the comparison in the cards of the regularised entries whose sibling
+    is `sibling` (what `build_entry` does after rebuilding an entry). Returns the cards
+    changed."""
+    return refresh_comparisons(
+        [n for n in regularised_entries() if sibling_of(config(n)) == sibling]
+    )
+
+
 def comparison_rows(entries: list[str] | None = None) -> list[dict]:
     """One row per entry of the docs table: each sibling (regulariser `none`) followed
     by its regularised entries, all from the entries' `metrics.json`. Entries without
