@@ -28,6 +28,8 @@ def _metrics(metric, nfe, *, key="loss", time=100.0, train_nfe=50, sweep=()):
         "eval_solver": {"solver": "Dopri5", "rtol": 1e-6, "atol": 1e-6},
         "training": {
             "total_time_s": time,
+            "compile_time_s": 10.0,
+            "step_time_median_s": 0.1,
             "nfe_forward_final": train_nfe,
             "nfe_backward_final": train_nfe - 2,
         },
@@ -88,6 +90,7 @@ def test_comparison_section_renders_both_entries_and_the_verdict():
     assert "| test forward NFE at rtol=1e-06, atol=1e-06 | 141 | 63 |" in text
     assert "| training forward / backward NFE at the end | 123 / 121 | 45 / 43 |" in text
     assert "| total training time | 565 s | 300 s |" in text
+    assert "| compile time / median training step | 10 s / 0.1 s | 10 s / 0.1 s |" in text
     assert "| 0.001 | 2.43 | 39 | 2.44 | 21 |" in text
     assert "2.24x fewer" in text
     worse = _metrics(2.452, 63, sweep=sweep_b)
