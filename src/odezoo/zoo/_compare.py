@@ -429,6 +429,7 @@ def comparison_figure(path: str | os.PathLike, entries: list[str] | None = None)
     """One panel per sibling: its test metric against test-time forward NFE over the
     tolerance sweep, next to each regularised entry's; the card's own tolerance marked."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -454,6 +455,10 @@ def comparison_figure(path: str | os.PathLike, entries: list[str] | None = None)
                 m["metrics"]["nfe_forward"], m["metrics"][key], "*", ms=14, color=line.get_color()
             )
         ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        ax.set_xticks([v for v in (10, 15, 20, 30, 50, 70, 100, 150, 250, 400) if lo <= v <= hi])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("test-time forward NFE")
         ax.set_ylabel(f"test {key}" + (" (NLL, nat)" if key == "loss" else ""))
         ax.set_title(sibling)
