@@ -32,6 +32,11 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._build import reproduce_entry as reproduce_entry
     from ._build import source_version as source_version
     from ._build import tolerance_sweep as tolerance_sweep
+    from ._compare import Comparison as Comparison
+    from ._compare import compare as compare
+    from ._compare import comparison_rows as comparison_rows
+    from ._compare import comparison_table as comparison_table
+    from ._compare import refresh_comparisons as refresh_comparisons
 
 _EXPORTS = {
     "Reproduction": "._build",
@@ -42,6 +47,11 @@ _EXPORTS = {
     "reproduce_entry": "._build",
     "source_version": "._build",
     "tolerance_sweep": "._build",
+    "Comparison": "._compare",
+    "compare": "._compare",
+    "comparison_rows": "._compare",
+    "comparison_table": "._compare",
+    "refresh_comparisons": "._compare",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

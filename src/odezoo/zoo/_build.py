@@ -25,6 +25,7 @@ from .._format import format_number
 from ..nn import ODENet, count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
+from ._compare import refresh_dependents, sibling_section
 from ._registry import CONFIG, WEIGHTS, config, entry_dir, load, names
 
 METRICS = "metrics.json"
@@ -253,6 +254,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
         _figures.tolerance_figure(metrics["tolerance_sweep"], key, folder / "tolerance.png")
         figures.append(("tolerance.png", f"Test {key} against forward NFE as rtol = atol loosen."))
     (folder / CARD).write_text(render_card(name, entry_cfg, metrics, figures))
+    refresh_dependents(name)  # regularised entries' cards compare themselves with this one
     return metrics
 
 
@@ -313,6 +315,7 @@ def render_card(name: str, cfg: dict, metrics: dict, figures: list[tuple[str, st
     others = [o for o in meta.get("compare_with", []) if o in entries and o != name]
     if others:
         lines += ["Compare with: " + ", ".join(linked(f"`{o}`") for o in others) + ".", ""]
+    lines += sibling_section(name, cfg, metrics)
     lines += [
         "## Training",
         "",

@@ -4,6 +4,7 @@
 odezoo zoo build NAME RUN_DIR [--no-sweep]   # make a zoo entry from a finished run
 odezoo zoo check [NAME ...]                  # recompute entries' metrics against their cards
 odezoo zoo reproduce NAME ... | --fast       # retrain entries and compare with their cards
+odezoo zoo compare [--docs PAGE --figure PNG] # regularised entries against their siblings
 ```
 
 Each command is a function `_cmd_<name>(args) -> int` (the exit status) registered in
@@ -81,6 +82,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="keep the run in DIR (one NAME only), to rebuild from it"
     )
     r.set_defaults(func=_cmd_reproduce)
+
+    m = sub.add_parser(
+        "compare",
+        help="regularised entries against their unregularised siblings",
+        description="Re-render the sibling comparison in every regularised entry's card "
+        "(meta.card.sibling) from the entries' metrics.json, without evaluating anything, "
+        "and print the comparison table; with --docs, also rewrite the table in that docs "
+        "page (between its markers), and with --figure, draw metric against NFE there.",
+    )
+    m.add_argument("--docs", metavar="PAGE", help="docs page whose table to regenerate")
+    m.add_argument("--figure", metavar="PNG", help="where to draw the metric-NFE figure")
+    m.set_defaults(func=_cmd_compare)
     return p
 
 
@@ -139,3 +152,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if len(todo) > 1:
         print(f"{len(todo) - failed} of {len(todo)} entries reproduced")
     return 1 if failed else 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ._compare import comparison_figure, comparison_table, refresh_comparisons, write_docs
+
+    for name in refresh_comparisons():
+        print(f"re-rendered the sibling comparison in {name}'s card", file=sys.stderr)
+    print(comparison_table(), end="")
+    if args.docs is not None:
+        changed = write_docs(args.docs)
+        print(f"{args.docs}: {'rewritten' if changed else 'unchanged'}", file=sys.stderr)
+    if args.figure is not None:
+        comparison_figure(args.figure)
+    return 0
