@@ -326,3 +326,134 @@ def test_fit_runs_each_family():
     for model, data, loss in cases:
         result = odezoo.train.fit(model, data, loss=loss, steps=3, key=jax.random.key(1))
         assert result.step == 3 and np.all(np.isfinite(result.losses))
+
+
+# -- the zoo entries' hooks: distances to a known law, series data and metrics in configs ------
+
+
+def test_wasserstein1_and_ks_to_a_gaussian_against_closed_forms():
+    import math
+
+    from odezoo.train import ks_gaussian, wasserstein1_gaussian, wasserstein1_noise_floor
+
+    mu, s = 0.3, 1.7
+    # one sample c: W1 = E|c - X| = (c - mu)(2 Phi(d) - 1) + 2 s phi(d), d = (c - mu) / s
+    for c in (mu, mu + 0.4, mu - 3.0):
+        d = (c - mu) / s
+        phi = math.exp(-d * d / 2) / math.sqrt(2 * math.pi)
+        exact = (c - mu) * math.erf(d / math.sqrt(2)) + 2 * s * phi
+        assert wasserstein1_gaussian([c], mu, s) == pytest.approx(exact, rel=1e-12)
+    assert ks_gaussian([mu], mu, s) == pytest.approx(0.5, abs=1e-12)
+    # equal variances: W1(N(m1, s^2), N(m2, s^2)) = |m1 - m2|; N(m1, s^2) by its quantiles
+    n = 4000
+    from statistics import NormalDist
+
+    q = np.array([NormalDist(1.0, s).inv_cdf((i + 0.5) / n) for i in range(n)])
+    assert wasserstein1_gaussian(q, 1.0 + 0.8, s) == pytest.approx(0.8, abs=2e-3)
+    assert wasserstein1_gaussian(q, 1.0 - 2.5, s) == pytest.approx(2.5, abs=2e-3)
+    assert wasserstein1_gaussian(q, 1.0, s) < 2e-3
+    # KS: the textbook statistic (scipy's), and a sample of the law itself at its floor
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x = np.random.default_rng(0).normal(mu, s, 500)
+    want = scipy_stats.kstest(x, scipy_stats.norm(mu, s).cdf).statistic
+    assert ks_gaussian(x, mu, s) == pytest.approx(want, rel=1e-9)
+    floor = wasserstein1_noise_floor(500)
+    assert 0.5 * floor < wasserstein1_gaussian(x, mu, s) / s < 2.0 * floor
+    ratio = wasserstein1_noise_floor(100) / wasserstein1_noise_floor(1600)
+    assert ratio == pytest.approx(4, rel=0.2)
+    with pytest.raises(InputError, match="non-finite"):
+        wasserstein1_gaussian([0.0, np.nan], 0.0, 1.0)
+    with pytest.raises(InputError, match="positive std"):
+        ks_gaussian([0.0], 0.0, 0.0)
+
+
+def _exact_ou_sde(theta, mu, sigma, x0, dt0):
+    """A LatentSDE whose prior is exactly the OU process `dX = theta (mu - X) dt + sigma dW`."""
+    model = LatentSDE(
+        1, latent_size=1, hidden_size=2, context_size=1, depth=0, width_size=2,
+        solver=odezoo.Solver(solver=diffrax.ReversibleHeun(), dt0=dt0), key=jax.random.key(0),
+    )  # fmt: skip
+    lin = model.prior.net.layers[0]
+    model = eqx.tree_at(lambda m: m.prior.net.layers[0].weight, model, jnp.array([[-theta, 0.0]]))
+    model = eqx.tree_at(lambda m: m.prior.net.layers[0].bias, model, jnp.array([theta * mu]))
+    assert lin.weight.shape == (1, 2)
+    last = lambda m: m.diffusion.nets.layers[-1]
+    b = float(np.log(np.expm1(sigma - 1e-3)))  # softplus(b) + 1e-3 = sigma
+    model = eqx.tree_at(lambda m: last(m).weight, model, jnp.zeros_like(last(model).weight))
+    model = eqx.tree_at(lambda m: last(m).bias, model, jnp.full_like(last(model).bias, b))
+    model = eqx.tree_at(lambda m: m.readout.weight, model, jnp.ones((1, 1)))
+    model = eqx.tree_at(lambda m: m.readout.bias, model, jnp.zeros(1))
+    model = eqx.tree_at(lambda m: m.z0_mean, model, jnp.array([x0]))
+    return eqx.tree_at(lambda m: m.z0_log_std, model, jnp.array([-12.0]))
+
+
+def test_ou_marginals_of_an_exact_sde_sit_at_the_noise_floor():
+    from odezoo.train import GaussianMarginals, evaluate, evaluate_marginals
+
+    model = _exact_ou_sde(1.0, 0.0, 0.5, 1.0, dt0=0.01)
+    times = (0.25, 0.5, 1.0)
+    mean, var = odezoo.data.ou_moments(jnp.asarray(times))
+    law = GaussianMarginals(times, mean, var**0.5, samples=800)
+    metrics = evaluate(model, law, "elbo")  # the law, not the loss, decides
+    assert set(metrics) == {"w1_t0.25", "w1_floor_t0.25", "w1_t0.5", "w1_floor_t0.5",
+                            "w1_t1", "w1_floor_t1", "ks_max", "w1_ratio_max"}  # fmt: skip
+    assert metrics["w1_ratio_max"] < 2.5 and metrics["ks_max"] < 0.07
+    shifted = GaussianMarginals(times, mean + 0.2, var**0.5, samples=800)
+    far = evaluate_marginals(model, shifted)
+    for t in times:
+        assert far[f"w1_t{t:g}"] == pytest.approx(0.2, abs=0.05)
+    assert far["w1_ratio_max"] > 5
+    with pytest.raises(InputError, match="increasing"):
+        GaussianMarginals((1.0, 0.5), (0.0, 0.0), (1.0, 1.0))
+    with pytest.raises(InputError, match="LatentSDE"):
+        evaluate_marginals(NeuralCDE(1, 2, key=jax.random.key(0)), law)
+
+
+def test_series_datasets_through_a_config():
+    from odezoo.config import build_data
+    from odezoo.train import GaussianMarginals
+
+    base = {"model": {"type": "neural_cde", "data_size": 2, "out_size": 2}, "train": {"steps": 1}}
+    data = build_data(
+        {**base, "data": {"name": "spirals_classification", "n_train": 6, "n_test": 5,
+                          "n_times": 10, "drop": 0.3}}
+    )  # fmt: skip
+    times, values, mask, labels = data.train
+    assert times.shape == (6, 10) and values.shape == mask.shape == (6, 10, 2)
+    assert labels.shape == (6,) and data.test[0].shape == (5, 10)
+    np.testing.assert_array_equal(mask[..., 0].sum(axis=1), 7)  # 3 of 10 dropped per series
+    ou = build_data(
+        {"model": {"type": "latent_sde", "data_size": 1}, "train": {"steps": 1},
+         "data": {"name": "ornstein_uhlenbeck", "n_paths": 4, "n_times": 5, "sigma": 0.3}}
+    )  # fmt: skip
+    assert ou.train[1].shape == (4, 5, 1)
+    assert isinstance(ou.test, GaussianMarginals) and ou.test.times == (0.5, 1.0, 2.0)
+    mean, var = odezoo.data.ou_moments(jnp.asarray(ou.test.times), sigma=0.3)
+    np.testing.assert_allclose(ou.test.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(ou.test.std, np.sqrt(var), rtol=1e-6)
+
+
+def test_series_accuracy_in_chunks_equals_the_whole_batch():
+    import optax
+
+    from odezoo.config import build_evaluate
+    from odezoo.train import evaluate
+
+    batch = odezoo.data.spirals_classification(7, 8, key=jax.random.key(0), drop=0.3)
+    # fixed steps: the outputs do not depend on the batch a series is solved in
+    solver = odezoo.Solver(solver=diffrax.Euler(), dt0=1.0)
+    cde = NeuralCDE(2, 3, 2, width_size=4, solver=solver, key=jax.random.key(1))
+    logits, _ = eqx.filter_jit(lambda m, s: m.apply(s))(cde, batch[:3])
+    labels = np.asarray(batch[3])
+    want = float(np.mean(np.asarray(logits).argmax(1) == labels))
+    assert 0 < want < 1  # an untrained model: some right, some wrong
+    metrics = evaluate(cde, batch, "series_cross_entropy", batch_size=3)  # 3 + 3 + 1 padded
+    assert metrics["accuracy"] == pytest.approx(want)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch[3]).mean()
+    assert metrics["loss"] == pytest.approx(float(loss), rel=1e-5)
+    cfg = {"model": {"type": "neural_cde", "data_size": 2, "hidden_size": 3, "out_size": 2,
+                     "width_size": 4},
+           "data": {"name": "spirals_classification", "n_train": 4, "n_test": 5, "n_times": 8},
+           "solver": {"solver": "Euler", "dt0": 1.0},
+           "train": {"steps": 1, "loss": "series_cross_entropy", "eval_batch_size": 3}}  # fmt: skip
+    assert set(build_evaluate(cfg)(cde)) == {"loss", "accuracy", "nfe_forward"}

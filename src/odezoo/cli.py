@@ -260,12 +260,13 @@ def _parameter_count(name_or_dir: str, cfg: dict) -> int:
         recorded = None
     if isinstance(recorded, int):
         return recorded
-    import jax
+    import equinox as eqx
 
     from .config import build_model, full_config
     from .nn import count_parameters
 
-    return count_parameters(jax.eval_shape(lambda: build_model(full_config(cfg))))
+    # filter_eval_shape: a model may hold functions (eqx.nn.MLP's activations)
+    return count_parameters(eqx.filter_eval_shape(lambda: build_model(full_config(cfg))))
 
 
 def _cmd_info(args) -> int:

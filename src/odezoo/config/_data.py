@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import data as datasets
 from .._errors import ConfigError
+from ..train import GaussianMarginals
 from ._signature import check_keys, check_types, signature_types
 
 
@@ -199,8 +200,57 @@ def _mnist(path: str, flatten: bool = False):
     return (fix(raw["x_train"]), raw["y_train"]), (fix(raw["x_test"]), raw["y_test"])
 
 
+# -- the time-series datasets (issue 14): batches (times, values, mask, ...) --------------
+
+
+def _spirals_classification(
+    n_train: int = 512,
+    n_test: int = 1000,
+    n_times: int = 50,
+    drop: float = 0.0,
+    noise: float = 0.05,
+    seed: int = 0,
+    test_seed: int = 1,
+):
+    """Clockwise-or-not spirals (`odezoo.data.spirals_classification`):
+    `(times, values, mask, labels)` for training and for testing, with a fraction `drop`
+    of each series' observations removed at random."""
+    kw = dict(n_times=n_times, drop=drop, noise=noise)
+    train = datasets.spirals_classification(n_train, key=jax.random.key(seed), **kw)
+    test = datasets.spirals_classification(n_test, key=jax.random.key(test_seed), **kw)
+    return train, test
+
+
+def _ornstein_uhlenbeck(
+    n_paths: int = 512,
+    n_times: int = 21,
+    t_max: float = 2.0,
+    theta: float = 1.0,
+    mu: float = 0.0,
+    sigma: float = 0.5,
+    x0: float = 1.0,
+    seed: int = 0,
+    eval_times: list | None = None,
+    eval_samples: int = 1000,
+):
+    """Exact Ornstein-Uhlenbeck paths `(times, values, mask)` to train on; held out, the
+    process's exact Gaussian marginals at `eval_times` (default: a quarter, half and
+    all of `t_max`), which a sampling model is compared with (see
+    `odezoo.train.GaussianMarginals`)."""
+    law = dict(theta=theta, mu=mu, sigma=sigma, x0=x0)
+    train = datasets.ornstein_uhlenbeck(
+        n_paths, n_times, key=jax.random.key(seed), t_max=t_max, **law
+    )
+    times = [t_max / 4, t_max / 2, t_max] if eval_times is None else list(eval_times)
+    mean, var = datasets.ou_moments(jnp.asarray(times, jnp.float32), **law)
+    test = GaussianMarginals(times, np.asarray(mean), np.sqrt(np.asarray(var)), eval_samples)
+    return train, test
+
+
 register_data("cubic", _cubic)
 register_data("spheres", _spheres)
 register_data("toy2d", _toy2d)
 register_data("digits", _digits)
 register_data("mnist", _mnist)
+register_data("spirals_classification", _spirals_classification)
+register_data("ornstein_uhlenbeck", _ornstein_uhlenbeck)

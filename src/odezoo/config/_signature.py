@@ -152,7 +152,8 @@ def check_types(full: Mapping, types: Mapping[str, tuple[type, ...]], where: str
 
 
 def _is_activation_key(key: str) -> bool:
-    return key == "activation"
+    # `activation`, and the likes of the neural CDE's `final_activation`
+    return key == "activation" or key.endswith("_activation")
 
 
 def check_activations(full: Mapping, where: str) -> None:

@@ -12,6 +12,9 @@ from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._cache import errors_as_nan as errors_as_nan
 from ._checkpoint import load_model as load_model
 from ._checkpoint import save_model as save_model
+from ._distances import ks_gaussian as ks_gaussian
+from ._distances import wasserstein1_gaussian as wasserstein1_gaussian
+from ._distances import wasserstein1_noise_floor as wasserstein1_noise_floor
 from ._distributed import initialize_distributed as initialize_distributed
 from ._evaluate import evaluate as evaluate
 from ._failure import Failure as Failure
@@ -23,6 +26,8 @@ from ._losses import get_loss as get_loss
 from ._losses import huber as huber
 from ._losses import mse as mse
 from ._losses import nll as nll
+from ._marginals import GaussianMarginals as GaussianMarginals
+from ._marginals import evaluate_marginals as evaluate_marginals
 from ._penalised import LossAux as LossAux
 from ._penalised import penalised as penalised
 from ._rundir import RunDir as RunDir

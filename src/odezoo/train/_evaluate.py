@@ -14,6 +14,13 @@ from jax import Array
 from .._errors import SolverError
 from .._solver import SolveStatus
 from ._losses import Loss, cross_entropy, get_loss, huber
+from ._marginals import GaussianMarginals, evaluate_marginals
+from ._series_losses import series_cross_entropy, series_mse
+
+# How many leading arrays of a batch are the model's input, for the losses whose input is
+# more than one array: a series batch is `(times, values, mask, y)`. Every other loss
+# reads `(x, y)` or `(x,)`.
+_INPUT_ARRAYS = {series_cross_entropy: 3, series_mse: 3}
 
 
 class _Outputs(eqx.Module):
@@ -39,17 +46,21 @@ def _forward(model, x, key):
     return out, stats.nfe, stats.failed
 
 
-def _chunks(x: np.ndarray, size: int):
-    """`(start, chunk, m)`: chunks of `size` examples, the last one padded with copies of
-    its first example so that one compiled shape serves them all; `m` real examples."""
-    n = len(x)
+def _chunks(xs: tuple[np.ndarray, ...], size: int):
+    """`(start, chunk, m)`: chunks of `size` examples of the arrays `xs` (a common
+    leading axis), the last one padded with copies of its first example so that one
+    compiled shape serves them all; `m` real examples."""
+    n = len(xs[0])
     size = min(size, n)
     for i in range(0, n, size):
-        xb = x[i : i + size]
-        m = len(xb)
-        if m < size:
-            xb = np.concatenate([xb, np.repeat(xb[:1], size - m, axis=0)])
-        yield i, xb, m
+        chunk = []
+        for x in xs:
+            xb = x[i : i + size]
+            m = len(xb)
+            if m < size:
+                xb = np.concatenate([xb, np.repeat(xb[:1], size - m, axis=0)])
+            chunk.append(xb)
+        yield i, tuple(chunk), m
 
 
 def evaluate(
@@ -71,8 +82,9 @@ def evaluate(
     - `loss`: the training loss on the data; for `nll`, the mean negative
       log-likelihood in nats (without a CNF's RNODE penalty, which regularises training
       but is no part of the likelihood).
-    - `accuracy`: for `cross_entropy`, the share of argmax predictions equal to the
-      labels; for `huber` (±1 targets), the share of outputs with the target's sign.
+    - `accuracy`: for `cross_entropy` and `series_cross_entropy`, the share of argmax
+      predictions equal to the labels; for `huber` (±1 targets), the share of outputs
+      with the target's sign.
     - `nfe_forward`: the mean forward evaluations per batch, for ODE models.
 
     Non-finite values are `None`.
@@ -80,7 +92,11 @@ def evaluate(
     Arguments:
 
     - `model`: an odezoo model (`model.apply(x, key=key) -> (out, stats)`).
-    - `data`: `(x, y)`, or `(x,)` for a density.
+    - `data`: `(x, y)`, or `(x,)` for a density; `(times, values, mask, y)` for the
+      series losses (`series_cross_entropy`, `series_mse`); or a known law,
+      [`GaussianMarginals`][odezoo.train.GaussianMarginals], which a sampling model is
+      compared with by [`evaluate_marginals`][odezoo.train.evaluate_marginals] (the
+      loss is not used then).
     - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`) or a loss
       function `loss(model, batch, key) -> (scalar, stats)`.
     - `batch_size`: examples per model call.
@@ -102,12 +118,15 @@ def evaluate(
     metrics = evaluate(net, (x, y), "mse")
     ```
     """
+    if isinstance(data, GaussianMarginals):
+        return evaluate_marginals(model, data, key=key)
     loss_fn = get_loss(loss)
     key = jax.random.key(0) if key is None else key
-    x = np.asarray(data[0])
+    inputs = tuple(np.asarray(a) for a in data[: _INPUT_ARRAYS.get(loss_fn, 1)])
     outs, nfes = [], []
-    for i, xb, m in _chunks(x, batch_size):
-        out, nfe, failed = _forward(model, jnp.asarray(xb), key)
+    for i, xb, m in _chunks(inputs, batch_size):
+        xb = tuple(jnp.asarray(a) for a in xb)
+        out, nfe, failed = _forward(model, xb[0] if len(xb) == 1 else xb, key)
         if failed is not None and int(failed):
             advice = SolveStatus(int(failed)).advice
             raise SolverError(
@@ -123,8 +142,8 @@ def evaluate(
     if loss_fn is huber:
         y = np.asarray(data[1]).reshape(out.shape)
         metrics["accuracy"] = float(np.mean(np.sign(out) == np.sign(y)))
-    elif loss_fn is cross_entropy:
-        labels = np.asarray(data[1]).reshape(-1).astype(int)
+    elif loss_fn is cross_entropy or loss_fn is series_cross_entropy:
+        labels = np.asarray(data[len(inputs)]).reshape(-1).astype(int)
         metrics["accuracy"] = float(np.mean(out.argmax(axis=1) == labels))
     if nfes:
         metrics["nfe_forward"] = float(np.mean(nfes))

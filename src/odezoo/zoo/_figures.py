@@ -216,3 +216,91 @@ def tolerance_figure(sweep: Sequence[dict], metric: str, path=None, *, title=Non
     ax.set_xscale("log")
     ax.set_title(title or f"{metric} against NFE (labels: rtol = atol)")
     return _save(fig, path)
+
+
+# -- the time-series entries ---------------------------------------------------------------
+
+
+def series_classification_figure(
+    model, series: tuple, path=None, *, n: int = 8, title: str | None = None
+) -> Figure:
+    """2-D series to classify (e.g. spirals), one panel each: the observed points in
+    time order (the first one circled), titled with the label and the model's
+    prediction (red when wrong).
+
+    Arguments:
+
+    - `model`: a series classifier (`model.apply(series) -> (logits (B, classes), stats)`).
+    - `series`: `(times, values (B, T, 2), mask (B, T, 2), labels (B,))`.
+    - `n`: how many series to draw (the first `n`, in two rows).
+    - `path`: where to save the PNG (optional).
+    """
+    times, values, mask, labels = (np.asarray(a)[:n] for a in series)
+    logits, _ = eqx.filter_jit(lambda m, s: m.apply(s))(model, (times, values, mask))
+    pred = np.asarray(logits).argmax(axis=1)
+    cols = (len(pred) + 1) // 2
+    fig = Figure(figsize=(2.6 * cols, 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(2, cols)).ravel()
+    for ax, v, m, p, y in zip(axes, values, mask, pred, labels, strict=False):
+        seen = m[:, 0] > 0
+        ax.plot(v[seen, 0], v[seen, 1], "-", marker=".", ms=3, lw=0.8)
+        ax.plot(v[seen][:1, 0], v[seen][:1, 1], "o", mfc="none", ms=8, color="black")
+        ax.set_title(f"label {int(y)}, predicted {int(p)}", color="black" if p == y else "red")
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(pred) :]:
+        ax.set_axis_off()
+    wrong = int(np.sum(pred != labels))
+    fig.suptitle(
+        (title + ": " if title else "") + f"{wrong} of {len(pred)} test series misclassified"
+    )
+    return _save(fig, path)
+
+
+def sde_paths_figure(
+    paths, ts, mean, std, path=None, *, marginal_times=(), data=None, title=None
+) -> Figure:
+    """Sample paths of a learned SDE against the exact mean and ± 2 standard deviations
+    of the process (left), and the samples' histograms at `marginal_times` against the
+    exact Gaussian densities (right).
+
+    Arguments:
+
+    - `paths`: `(n, T)` sample paths at times `ts` `(T,)`.
+    - `mean`, `std`: the exact mean and standard deviation at `ts`.
+    - `marginal_times`: times (among `ts`) whose marginals to draw.
+    - `data`: optional `(times (T',), paths (m, T'))` of the true process, drawn thin
+      and grey.
+    - `path`: where to save the PNG (optional).
+    """
+    paths, ts = np.asarray(paths), np.asarray(ts)
+    mean, std = np.asarray(mean), np.asarray(std)
+    fig, (ax, bx) = _figure(ncols=2, width=5.0)
+    if data is not None:
+        data_ts, data_paths = (np.asarray(a) for a in data)
+        for p in data_paths:
+            ax.plot(data_ts, p, color="0.6", lw=0.5, alpha=0.6)
+    for p in paths[:30]:
+        ax.plot(ts, p, color="tab:blue", lw=0.7, alpha=0.7)
+    ax.plot(ts, mean, color="black", lw=2, label="exact mean")
+    ax.plot(ts, mean + 2 * std, "k--", lw=1.5, label="exact mean ± 2 sd")
+    ax.plot(ts, mean - 2 * std, "k--", lw=1.5)
+    ax.plot(ts, paths.mean(0), color="tab:red", lw=1.5, label="sample mean")
+    ax.set_xlabel("t")
+    ax.set_ylabel("x")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or "learned SDE: sample paths")
+    for j, t in enumerate(marginal_times):
+        k = int(np.argmin(np.abs(ts - t)))
+        colour = f"C{j}"
+        bx.hist(paths[:, k], bins=40, density=True, alpha=0.4, color=colour, label=f"t = {t:g}")
+        grid = np.linspace(mean[k] - 4 * std[k], mean[k] + 4 * std[k], 200)
+        dens = np.exp(-0.5 * ((grid - mean[k]) / std[k]) ** 2) / (std[k] * np.sqrt(2 * np.pi))
+        bx.plot(grid, dens, color=colour, lw=1.5)
+    bx.set_xlabel("x")
+    bx.set_title("marginals: samples (bars) and exact (lines)")
+    if marginal_times:
+        bx.legend(fontsize=8)
+    return _save(fig, path)
