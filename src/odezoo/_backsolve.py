@@ -8,7 +8,10 @@ control, `vf_prod` (a VJP of the forward field), with respect to the control: a
 forward-mode derivative through the whole VJP. For an ODE the control is the scalar
 step `dt`, and `vf_prod` is linear in it, so the vector field is `vf_prod` at a unit
 control: one VJP. Measured on the benchmark's exact-trace CNF (batch 512), `vf_prod`
-costs 3.3 ms and `AdjointTerm.vf` 10.5 ms (docs/benchmarks.md).
+costs 4.2 ms and `AdjointTerm.vf` 8.9 ms, one adjoint Dopri5 step 23.5 against 145 ms
+(docs/benchmarks.md). On first-order fields (an MLP) the Jacobian form measured 7-11%
+*faster*, so odezoo uses `AdjointSolver` only for fields that differentiate themselves,
+marked by subclassing `AbstractDerivativeField`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+class AbstractDerivativeField(eqx.Module):
+    """Marks a vector field that differentiates itself in every evaluation (a CNF's
+    trace of its Jacobian, exact or by Hutchinson's estimator): backsolve's reverse
+    solve then evaluates its adjoint with `AdjointSolver`, one VJP per stage instead of
+    diffrax's `jax.jacfwd` of one (2-6x the cost for such fields). A marker without
+    fields: subclassing it changes neither the pytree nor the numerics of the forward
+    solve."""
 
 
 class UnitControlTerm(diffrax.AbstractTerm):
@@ -59,9 +71,10 @@ def has_scalar_control(terms, t0, t1) -> bool:
 
 class AdjointSolver(diffrax.AbstractWrappedSolver):
     """Wraps the diffrax solver of backsolve's reverse solve: an ODE's adjoint term is
-    evaluated through [`UnitControlTerm`] (one VJP per stage, and the wrapped solver's
+    evaluated through `UnitControlTerm` (one VJP per stage, and the wrapped solver's
     own first-same-as-last reuse), any other term as it comes. Otherwise it is the
-    wrapped solver (the same steps, error estimates and dense output)."""
+    wrapped solver (the same steps, error estimates and dense output). odezoo uses it
+    for fields that subclass `AbstractDerivativeField`."""
 
     solver: diffrax.AbstractSolver
 
