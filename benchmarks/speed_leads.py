@@ -22,6 +22,8 @@ step's arguments (dispatch), odezoo's step through `eqx.filter_jit` and through
 and `jax.experimental.ode`; and K training steps per compiled call (`lax.scan`).
 
     python benchmarks/speed_leads.py cnf|toy [--budget 20] [--out DIR]
+    python benchmarks/speed_leads.py adjoint --workload mlp   # field and solve level
+    python benchmarks/speed_leads.py reverse --workload conv  # the two reverse solvers
 """
 
 from __future__ import annotations
@@ -335,9 +337,41 @@ def toy_level(wl, budget, scan_k=(1, 8, 32)):
     return {"rows": _report(timing, info), "scan_k": scan_k}
 
 
+def reverse_solvers(wl, budget, repeats=3):
+    """odezoo's backsolve with the VJP-form reverse solver (`AdjointSolver`) against
+    diffrax's own, on any workload, in `repeats` interleaved timings (the numbers
+    docs/benchmarks.md gives for the MLP, conv and toy workloads)."""
+    weights, opt = wl.weights(), make_optimizer("sgd")
+    base = wl.solver(adjoint="backsolve")
+    solvers = {"diffrax reverse solver": _as_diffrax(base), "AdjointSolver": _as_vjp(base)}
+    runs = {}
+    for name, solver in solvers.items():
+        step, args = train_step(wl, wl.build(weights, solver), opt)
+        c, _ = _compile(step, *args)
+        runs[name] = _blocking(c, *args)
+    ratios = []
+    for _ in range(repeats):
+        t = interleaved_timing(runs, budget_s=budget, max_rounds=3000)
+        ratios.append(t["AdjointSolver"]["median_ms"] / t["diffrax reverse solver"]["median_ms"])
+        _report(t)
+        print(f"  ratio AdjointSolver / diffrax: {ratios[-1]:.3f}", flush=True)
+    return {"ratios": ratios}
+
+
+class VJPBacksolve(Solver):
+    """odezoo's backsolve with `AdjointSolver` whatever the field."""
+
+    def _diffrax_adjoint(self, kind, derivative_field=False):
+        return super()._diffrax_adjoint(kind, True)
+
+
+def _as_vjp(solver: Solver) -> Solver:
+    return VJPBacksolve(**{f: getattr(solver, f) for f in solver.__dataclass_fields__})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["cnf", "cnf-field", "toy", "adjoint"])
+    parser.add_argument("part", choices=["cnf", "cnf-field", "toy", "adjoint", "reverse"])
     parser.add_argument("--workload", default="cnf", help="for `adjoint`: any workload")
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true")
@@ -355,12 +389,15 @@ def main():
         if a.part != "cnf-field":
             print(f"[{name}] solve level", flush=True)
             out["solve"] = solve_level(wls[name], a.budget, a.names.split(","))
+    elif a.part == "reverse":
+        print(f"[{a.workload}] reverse solvers", flush=True)
+        out["reverse"] = reverse_solvers(wls[a.workload], a.budget)
     else:
         print("[toy]", flush=True)
         out["toy"] = toy_level(wls["toy"], a.budget)
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
-        suffix = f"-{a.workload}" if a.part == "adjoint" else ""
+        suffix = f"-{a.workload}" if a.part in ("adjoint", "reverse") else ""
         path = a.out / f"speed_{a.part}{suffix}.json"
         path.write_text(json.dumps(out, indent=1, default=float))
 
