@@ -158,7 +158,7 @@ def _gradient_fn(wl, weights, data, solver, *, adjoint=None):
     diffrax_adjoint = solver_module.Solver._diffrax_adjoint
     try:
         if adjoint is not None:
-            solver_module.Solver._diffrax_adjoint = lambda self, kind: adjoint
+            solver_module.Solver._diffrax_adjoint = lambda self, kind, *_: adjoint
         loss, _ = fn(model)
     finally:
         solver_module.Solver._diffrax_adjoint = diffrax_adjoint

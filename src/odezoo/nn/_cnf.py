@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._backsolve import AbstractDerivativeField
 from .._errors import InputError
 from .._regularisation import Regularisation, penalised_solve
 from .._solver import Solver, SolveStats, check_solution, solve
@@ -19,8 +20,11 @@ from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
 from ._dynamics import ConcatSquashMLP
 
 
-class CNFField(eqx.Module):
+class CNFField(AbstractDerivativeField):
     """The augmented vector field of one CNF block on `s in [0, 1]`.
+
+    It differentiates its velocity in every evaluation (the trace), so backsolve
+    evaluates its adjoint with one VJP per stage (see `AbstractDerivativeField`).
 
     The block's integration time `T` is factored out (`t = T s`), so `T` is a plain
     parameter of the field and every adjoint differentiates it. The state is
