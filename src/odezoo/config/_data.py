@@ -199,8 +199,93 @@ def _mnist(path: str, flatten: bool = False):
     return (fix(raw["x_train"]), raw["y_train"]), (fix(raw["x_test"]), raw["y_test"])
 
 
+# -- irregular series: forecasting (latent ODE and its baselines) --------------------------
+
+
+def forecast_batch(times, values, key, *, observed: float, t_split: float | None) -> tuple:
+    """A forecasting batch from fully observed series: `(times, values, mask, times,
+    values, target_mask)` (see [`odezoo.train.forecast_mse`][odezoo.train.forecast_mse]).
+    The encoder sees each value with probability `observed` (the first time always),
+    and only before `t_split` when one is given (its arrays then stop at the last slot
+    before `t_split`); the targets are every value, so the
+    held-out points inside the observed window score interpolation and those after it
+    extrapolation (as in Rubanova et al. 2019)."""
+    keep = jax.random.bernoulli(key, observed, times.shape).at[:, 0].set(True)
+    enc = times.shape[1]
+    if t_split is not None:
+        keep = keep & (times < t_split)
+        # The encoder's arrays end at the last slot any series observes: the encoder
+        # needs no solves over the window it never sees.
+        enc = max(int(jnp.max(jnp.sum(times < t_split, axis=1))), 1)
+    mask = jnp.broadcast_to(keep[..., None], values.shape).astype(values.dtype)
+    observed_part = (times[:, :enc], (values * mask)[:, :enc], mask[:, :enc])
+    return (*observed_part, times, values, jnp.ones_like(values))
+
+
+def _series_split(generate, seed: int, test_seed: int, n_train: int, n_test: int, **kw):
+    out = []
+    for s, n in ((seed, n_train), (test_seed, n_test)):
+        gkey, mkey = jax.random.split(jax.random.key(s))
+        times, values = generate(n, gkey)
+        out.append(forecast_batch(times, values, mkey, **kw))
+    return tuple(out)
+
+
+def _periodic(
+    n_train: int = 1000,
+    n_test: int = 200,
+    n_times: int = 50,
+    t_max: float = 5.0,
+    observed: float = 0.5,
+    t_split: float | None = 2.5,
+    noise: float = 0.01,
+    freq_low: float = 0.5,
+    freq_high: float = 1.0,
+    seed: int = 0,
+    test_seed: int = 1,
+):
+    """Rubanova et al.'s periodic toy as forecasting batches (see `forecast_batch`)."""
+
+    def generate(n, key):
+        times, values, _ = datasets.periodic(
+            n, n_times, key=key, t_max=t_max, observed=1.0, noise=noise,
+            freq_range=(freq_low, freq_high),
+        )  # fmt: skip
+        return times, values
+
+    return _series_split(
+        generate, seed, test_seed, n_train, n_test, observed=observed, t_split=t_split
+    )
+
+
+def _spirals(
+    n_train: int = 500,
+    n_test: int = 100,
+    n_times: int = 50,
+    t_max: float = 6.0,
+    observed: float = 0.5,
+    t_split: float | None = 3.0,
+    noise: float = 0.05,
+    seed: int = 0,
+    test_seed: int = 1,
+):
+    """Chen et al. 2018's spirals as forecasting batches (see `forecast_batch`)."""
+
+    def generate(n, key):
+        times, values, _, _ = datasets.spirals(
+            n, n_times, key=key, t_max=t_max, observed=1.0, noise=noise
+        )
+        return times, values
+
+    return _series_split(
+        generate, seed, test_seed, n_train, n_test, observed=observed, t_split=t_split
+    )
+
+
 register_data("cubic", _cubic)
 register_data("spheres", _spheres)
 register_data("toy2d", _toy2d)
 register_data("digits", _digits)
 register_data("mnist", _mnist)
+register_data("periodic", _periodic)
+register_data("spirals", _spirals)

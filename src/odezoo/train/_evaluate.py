@@ -14,6 +14,7 @@ from jax import Array
 from .._errors import SolverError
 from .._solver import SolveStatus
 from ._losses import Loss, cross_entropy, get_loss, huber
+from ._series_metrics import series_metrics
 
 
 class _Outputs(eqx.Module):
@@ -75,14 +76,25 @@ def evaluate(
       labels; for `huber` (±1 targets), the share of outputs with the target's sign.
     - `nfe_forward`: the mean forward evaluations per batch, for ODE models.
 
+    Irregular series (a loss with series metrics, see
+    [`register_metrics`][odezoo.train.register_metrics]) are scored by those metrics,
+    on chunks of every array of `data` (a tuple with a leading series axis), summed
+    over series: for `"elbo"` the negative ELBO as `loss` and, for a forecaster (a
+    latent ODE) on batches with targets, `interp_mse` and `extrap_mse` (see
+    [`forecast_errors`][odezoo.train.forecast_errors]); the same errors for
+    `"forecast_mse"`; `loss` and `accuracy` for `"series_cross_entropy"`; `loss` for
+    `"series_mse"`. A metric with nothing to count (no target after the observed
+    window) is left out.
+
     Non-finite values are `None`.
 
     Arguments:
 
     - `model`: an odezoo model (`model.apply(x, key=key) -> (out, stats)`).
-    - `data`: `(x, y)`, or `(x,)` for a density.
-    - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`) or a loss
-      function `loss(model, batch, key) -> (scalar, stats)`.
+    - `data`: `(x, y)`, or `(x,)` for a density; for series, the tuple of arrays its
+      loss takes (e.g. `(times, values, mask, labels)`).
+    - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`, or a series
+      loss) or a loss function `loss(model, batch, key) -> (scalar, stats)`.
     - `batch_size`: examples per model call.
     - `key`: passed to the model on every batch (e.g. a Hutchinson CNF's probes;
       default `jax.random.key(0)`).
@@ -104,6 +116,9 @@ def evaluate(
     """
     loss_fn = get_loss(loss)
     key = jax.random.key(0) if key is None else key
+    per_series = series_metrics(loss_fn)
+    if per_series is not None:
+        return _evaluate_series(model, data, per_series, batch_size, key)
     x = np.asarray(data[0])
     outs, nfes = [], []
     for i, xb, m in _chunks(x, batch_size):
@@ -129,3 +144,48 @@ def evaluate(
     if nfes:
         metrics["nfe_forward"] = float(np.mean(nfes))
     return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+@eqx.filter_jit
+def _series_forward(metrics, model, batch, weight, key):
+    sums, stats = metrics(model, batch, key)
+    total = {k: (jnp.sum(num * weight), jnp.sum(den * weight)) for k, (num, den) in sums.items()}
+    if stats is None:
+        return total, None, None
+    return total, stats.nfe, stats.failed
+
+
+def _evaluate_series(model, data: tuple, metrics, batch_size: int, key) -> dict:
+    """Series metrics summed over chunks of `batch_size` series (the last one padded
+    with copies of its first series, weighted 0)."""
+    arrays = [np.asarray(a) for a in data]
+    n = len(arrays[0])
+    size = min(batch_size, n)
+    totals: dict[str, list[float]] = {}
+    nfes = []
+    for i in range(0, n, size):
+        chunk = []
+        for a in arrays:
+            part = a[i : i + size]
+            if len(part) < size:
+                part = np.concatenate([part, np.repeat(part[:1], size - len(part), axis=0)])
+            chunk.append(jnp.asarray(part))
+        m = min(size, n - i)
+        weight = jnp.asarray(np.arange(size) < m, dtype=chunk[1].dtype)
+        sums, nfe, failed = _series_forward(metrics, model, tuple(chunk), weight, key)
+        if failed is not None and int(failed):
+            advice = SolveStatus(int(failed)).advice
+            raise SolverError(
+                f"evaluation failed on the test batch starting at series {i}. {advice}"
+            )
+        for k, (num, den) in sums.items():
+            acc = totals.setdefault(k, [0.0, 0.0])
+            acc[0] += float(num)
+            acc[1] += float(den)
+        if nfe is not None:
+            nfes.append(float(nfe))
+    order = sorted(totals, key=lambda k: (k != "loss", k))  # the loss first
+    out: dict[str, Any] = {k: totals[k][0] / totals[k][1] for k in order if totals[k][1] > 0}
+    if nfes:
+        out["nfe_forward"] = float(np.mean(nfes))
+    return {k: (v if math.isfinite(v) else None) for k, v in out.items()}

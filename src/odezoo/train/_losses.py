@@ -14,6 +14,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import ConfigError, InputError
 from .._format import format_shape
+from ._series_losses import elbo_loss, forecast_mse, series_cross_entropy, series_mse
 
 Loss = Callable[[Any, tuple, PRNGKeyArray], tuple[Array, Any]]
 
@@ -216,12 +217,19 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": cross_entropy,
     "huber": huber,
     "nll": nll,
+    # The time-series losses (`_series_losses.py`), on batches of irregular series.
+    "elbo": elbo_loss,
+    "forecast_mse": forecast_mse,
+    "series_cross_entropy": series_cross_entropy,
+    "series_mse": series_mse,
 }
 
 
 def get_loss(loss: str | Loss) -> Loss:
-    """A loss by name (`"mse"`, `"cross_entropy"`, `"huber"`, `"nll"`), or `loss` itself
-    when it is already a callable `loss(model, batch, key) -> (scalar, stats_or_None)`.
+    """A loss by name (`"mse"`, `"cross_entropy"`, `"huber"`, `"nll"`; for irregular
+    series `"elbo"`, `"forecast_mse"`, `"series_cross_entropy"`, `"series_mse"`), or
+    `loss` itself when it is already a callable
+    `loss(model, batch, key) -> (scalar, stats_or_None)`.
 
     Example:
 

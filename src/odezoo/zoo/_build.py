@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,46 +149,148 @@ def _describe_version(v: dict | None) -> str:
     return text
 
 
+@dataclasses.dataclass(frozen=True)
+class FigureContext:
+    """What a figure maker of [`register_figures`][odezoo.zoo.register_figures] gets.
+
+    Fields:
+
+    - `name`: the entry.
+    - `cfg`: its normalised config.
+    - `data`: its [`DataBundle`][odezoo.config.DataBundle] (training and held-out data).
+    - `model`: the trained model.
+    - `folder`: the entry's folder, where the figures go.
+    """
+
+    name: str
+    cfg: Any
+    data: Any
+    model: Any
+    folder: Path
+
+    @property
+    def meta(self) -> dict:
+        """The config's `meta.card`."""
+        return _card_meta(self.cfg)
+
+
+FigureMaker = Callable[[FigureContext], list[tuple[str, str]]]
+FIGURES: dict[str, FigureMaker] = {}
+
+
+def register_figures(data_name: str, maker: FigureMaker, *, replace: bool = False) -> None:
+    """Draw `maker`'s figures on the cards of the entries whose `data.name` is
+    `data_name`: the figures follow from an entry's data, never from its name.
+
+    Arguments:
+
+    - `data_name`: a dataset of the config's data registry.
+    - `maker`: `maker(context) -> [(file, caption), ...]`, given a
+      [`FigureContext`][odezoo.zoo.FigureContext]; it saves each file in
+      `context.folder`.
+    - `replace`: replace an existing registration.
+
+    Example:
+
+    ```python
+    from odezoo.zoo import FIGURES, register_figures
+
+    def no_figures(context):
+        return []
+
+    old = FIGURES["cubic"]
+    register_figures("cubic", no_figures, replace=True)
+    register_figures("cubic", old, replace=True)          # as it was
+    ```
+    """
+    if data_name in FIGURES and not replace:
+        raise ValueError(
+            f"figures for data {data_name!r} are registered already; pass replace=True"
+        )
+    FIGURES[data_name] = maker
+
+
 def _figures_for(name: str, cfg: dict, model, folder: Path) -> list[tuple[str, str]]:
     """Draw the figures the entry's data calls for; returns (file, caption) pairs."""
     from ..config import build_data, full_config
 
     cfg_full = full_config(cfg)
-    data = build_data(cfg_full)
-    meta = _card_meta(cfg)
-    out: list[tuple[str, str]] = []
-    kind = cfg_full["data"]["name"]
-    if kind == "cubic":
-        x, y = data.train
-        models = {name: model}
-        for other in meta.get("compare_with", []):
-            try:
-                models[other] = load(other)
-            except (FileNotFoundError, KeyError):
-                pass
-        _figures.seed_figure(models, x, y, folder / "predictions.png")
-        out.append(("predictions.png", "Data (green) and predictions on [-3, 3]."))
-        if isinstance(model, ODENet):
-            _figures.trajectory_figure(model, x, folder / "trajectories.png")
-            out.append(("trajectories.png", "Activation trajectories over time / depth."))
-    elif kind == "spheres":
-        x, y = data.test
-        _figures.spheres_figure(model, x, y, folder / "flow.png", title=name)
-        out.append(("flow.png", "Learned flow of test points and decision function."))
-        runs = {name: _read_jsonl(folder / TRAINING_LOG)}
-        for other in meta.get("compare_with", []):
-            log = entry_dir(other) / TRAINING_LOG
-            if log.is_file():
-                runs[other] = _read_jsonl(log)
-        _figures.compare_training_figure(runs, folder / "loss_nfe.png")
-        out.append(("loss_nfe.png", "Training loss and forward NFE, side by side."))
-    elif kind == "toy2d":
-        from ..data import toy2d
+    maker = FIGURES.get(cfg_full["data"]["name"])
+    if maker is None:
+        return []
+    return maker(FigureContext(name, cfg_full, build_data(cfg_full), model, folder))
 
-        sample = toy2d(cfg_full["data"]["density"], 5000, key=jax.random.key(1))
-        _figures.density_figure(model, sample, folder / "density.png", title=name)
-        out.append(("density.png", "Data, learned density and model samples."))
+
+def _cubic_figures(c: FigureContext) -> list[tuple[str, str]]:
+    x, y = c.data.train
+    models = {c.name: c.model}
+    for other in c.meta.get("compare_with", []):
+        try:
+            models[other] = load(other)
+        except (FileNotFoundError, KeyError):
+            pass
+    _figures.seed_figure(models, x, y, c.folder / "predictions.png")
+    out = [("predictions.png", "Data (green) and predictions on [-3, 3].")]
+    if isinstance(c.model, ODENet):
+        _figures.trajectory_figure(c.model, x, c.folder / "trajectories.png")
+        out.append(("trajectories.png", "Activation trajectories over time / depth."))
     return out
+
+
+def _spheres_figures(c: FigureContext) -> list[tuple[str, str]]:
+    x, y = c.data.test
+    _figures.spheres_figure(c.model, x, y, c.folder / "flow.png", title=c.name)
+    out = [("flow.png", "Learned flow of test points and decision function.")]
+    runs = {c.name: _read_jsonl(c.folder / TRAINING_LOG)}
+    for other in c.meta.get("compare_with", []):
+        log = entry_dir(other) / TRAINING_LOG
+        if log.is_file():
+            runs[other] = _read_jsonl(log)
+    _figures.compare_training_figure(runs, c.folder / "loss_nfe.png")
+    out.append(("loss_nfe.png", "Training loss and forward NFE, side by side."))
+    return out
+
+
+def _toy2d_figures(c: FigureContext) -> list[tuple[str, str]]:
+    from ..data import toy2d
+
+    sample = toy2d(c.cfg["data"]["density"], 5000, key=jax.random.key(1))
+    _figures.density_figure(c.model, sample, c.folder / "density.png", title=c.name)
+    return [("density.png", "Data, learned density and model samples.")]
+
+
+register_figures("cubic", _cubic_figures)
+register_figures("spheres", _spheres_figures)
+register_figures("toy2d", _toy2d_figures)
+# -- the latent ODE's forecasting data ------------------------------------------------------
+
+
+def _periodic_figures(c: FigureContext) -> list[tuple[str, str]]:
+    _figures.forecast_figure(c.model, c.data.test, c.folder / "forecasts.png", title=c.name)
+    return [
+        (
+            "forecasts.png",
+            "Held-out series: the observations the model saw (black; the dashed line ends "
+            "the observed window), the held-out values (grey), the forecast (red) and, for a "
+            "latent model, trajectories from 10 posterior draws of z0 (blue).",
+        )
+    ]
+
+
+def _spirals_figures(c: FigureContext) -> list[tuple[str, str]]:
+    _figures.spiral_figure(c.model, c.data.test, c.folder / "spirals.png", title=c.name)
+    return [
+        (
+            "spirals.png",
+            "Held-out spirals: the true spiral (grey), the observations the model saw "
+            "(black), its reconstruction over the observed window (blue) and its "
+            "extrapolation beyond it (red), as in Chen et al. 2018's latent ODE figure.",
+        )
+    ]
+
+
+register_figures("periodic", _periodic_figures)
+register_figures("spirals", _spirals_figures)
 
 
 def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) -> dict:
