@@ -279,7 +279,8 @@ def _periodic_figures(c: FigureContext) -> list[tuple[str, str]]:
             "forecasts.png",
             "Held-out series: the observations the model saw (black; the dashed line ends "
             "the observed window), the held-out values (grey), the forecast (red) and, for a "
-            "latent model, trajectories from 10 posterior draws of z0 (blue).",
+            "latent model, the trajectories of 10 draws of z0 from the posterior (thin blue, "
+            "over the forecast: where the posterior is narrow, they coincide with it).",
         )
     ]
 

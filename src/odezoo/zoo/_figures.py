@@ -271,9 +271,10 @@ def forecast_figure(
         obs = observed[b]
         ax.plot(np.asarray(series.times[b])[obs], np.asarray(series.values[b, :, 0])[obs],
                 "o", ms=4, color="black", label="observed")  # fmt: skip
-        for d in draws:
-            ax.plot(grid[b], d[b, :, 0], lw=0.7, color="tab:blue", alpha=0.35)
-        ax.plot(grid[b], mean[b, :, 0], lw=2, color="tab:red", label="forecast")
+        ax.plot(grid[b], mean[b, :, 0], lw=2.5, color="tab:red", label="forecast")
+        for i, d in enumerate(draws):  # over the forecast, so a narrow posterior shows
+            ax.plot(grid[b], d[b, :, 0], lw=0.7, color="tab:blue", alpha=0.6,
+                    label="posterior draws" if i == 0 else None)  # fmt: skip
         ax.axvline(last[b], ls="--", color="0.4", lw=1)
         ax.set_xlabel("time")
         ax.set_title(f"series {b}")
