@@ -155,3 +155,27 @@ def test_series_entries_train_from_a_config_and_get_their_figures(tmp_path):
     figures = _figures_for("test", cfg, result.model, tmp_path)
     assert [f for f, _ in figures] == ["spirals.png"] and (tmp_path / "spirals.png").is_file()
     assert eqx.tree_equal(result.model.in_shape, (2,))
+
+
+def test_a_dataset_adds_its_own_held_out_metrics(monkeypatch):
+    from odezoo.config import _data, build_evaluate, data_metrics, register_data
+
+    monkeypatch.setattr(_data, "DATA_BUILDERS", dict(_data.DATA_BUILDERS))
+    monkeypatch.setattr(_data, "DATA_METRICS", dict(_data.DATA_METRICS))
+
+    def line(n: int = 4):
+        x = jnp.linspace(0.0, 1.0, n)[:, None]
+        return (x, 2 * x), (x, 2 * x)
+
+    def slope(model, test, key):
+        x, _ = test
+        return {"slope": float(jnp.mean(model.apply(x)[0][1:] - model.apply(x)[0][:1]))}
+
+    register_data("line", line, metrics=slope)
+    assert data_metrics("line") is slope
+    cfg = {"model": {"type": "mlp", "in_size": 1, "out_size": 1}, "data": {"name": "line"},
+           "train": {"steps": 1}}  # fmt: skip
+    metrics = build_evaluate(cfg)(build_model(cfg))
+    assert set(metrics) == {"loss", "slope"}
+    register_data("line", line, replace=True)  # re-registered without: gone
+    assert data_metrics("line") is None and set(build_evaluate(cfg)(build_model(cfg))) == {"loss"}

@@ -36,9 +36,17 @@ class DataBundle:
 
 
 DATA_BUILDERS: dict[str, Callable[..., tuple]] = {}
+# Held-out metrics a dataset adds to those of the loss (e.g. a distance to a known law).
+DATA_METRICS: dict[str, Callable[..., dict]] = {}
 
 
-def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = False) -> None:
+def register_data(
+    name: str,
+    builder: Callable[..., tuple],
+    *,
+    metrics: Callable[..., dict] | None = None,
+    replace: bool = False,
+) -> None:
     """Make `builder` the config's dataset `name`.
 
     The options of the `data` section are `builder`'s named arguments, with its
@@ -51,6 +59,10 @@ def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = F
 
     - `name`: the `data.name` of the config.
     - `builder`: `builder(**options) -> (train, test)`; options must be JSON data.
+    - `metrics`: optional `metrics(model, test, key) -> dict`: held-out metrics that
+      follow from the data rather than the loss (e.g. the distance of a model's
+      samples to a process's exact law), which
+      [`build_evaluate`][odezoo.config.build_evaluate] adds to the loss's metrics.
     - `replace`: replace an existing registration of `name`.
 
     Example:
@@ -74,6 +86,9 @@ def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = F
         )
     _options(builder)  # a signature the config can hold, checked now
     DATA_BUILDERS[name] = builder
+    DATA_METRICS.pop(name, None)
+    if metrics is not None:
+        DATA_METRICS[name] = metrics
 
 
 def _options(builder) -> dict[str, Any]:
@@ -83,6 +98,12 @@ def _options(builder) -> dict[str, Any]:
             raise ConfigError(f"data builder {builder!r} must name its options (no *args/**kw)")
         out[arg] = p.default
     return out
+
+
+def data_metrics(name: str) -> Callable[..., dict] | None:
+    """The held-out metrics registered with dataset `name` (see
+    [`register_data`][odezoo.config.register_data]), or `None`."""
+    return DATA_METRICS.get(name)
 
 
 def data_names() -> tuple[str, ...]:
