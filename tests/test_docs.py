@@ -154,3 +154,13 @@ def test_zoo_cards_link_other_entries_and_print_no_none():
     text = render_card("seed-cubic-resnet", cfg, metrics, [])
     assert "None / None" not in text and "No ODE solve" in text
     assert "[`seed-cubic-odenet`](../seed-cubic-odenet/card.md)" in text
+
+
+def test_series_page_code_blocks_run():
+    text = (DOCS / "series.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    exec(compile("\n".join(blocks), "series.md", "exec"), namespace)
+    assert namespace["forecast"].shape == (4, 50, 1)
+    assert {"interp_mse", "extrap_mse", "nfe_forward"} <= set(namespace["metrics"])

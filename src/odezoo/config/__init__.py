@@ -82,6 +82,7 @@ from ._build import build_optimizer as build_optimizer
 from ._build import build_solver as build_solver
 from ._build import build_tolerance as build_tolerance
 from ._data import DataBundle as DataBundle
+from ._data import data_metrics as data_metrics
 from ._data import data_names as data_names
 from ._data import register_data as register_data
 from ._models import ModelFamily as ModelFamily

@@ -9,12 +9,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import optax
 
 from .._regularisation import Regularisation
 from .._solver import Solver
 from ..train import evaluate, get_loss, penalised, piecewise_tolerance
-from ._data import DataBundle, build_data_section
+from ._data import DataBundle, build_data_section, data_metrics
 from ._models import build_model_section
 from ._optim import optimizer_from
 from ._schema import full_config, model_key
@@ -107,7 +108,8 @@ def build_evaluate(
 ) -> Callable[[Any], dict]:
     """A function `model -> dict of metrics` on the config's held-out data:
     [`odezoo.train.evaluate`][odezoo.train.evaluate] with the config's training loss
-    and `train.eval_batch_size`.
+    and `train.eval_batch_size`, plus the metrics registered with the dataset (see
+    [`register_data`][odezoo.config.register_data]).
 
     Example:
 
@@ -125,8 +127,12 @@ def build_evaluate(
         return lambda model: {}
     loss, batch_size = cfg["train"]["loss"], cfg["train"]["eval_batch_size"]
     test = data.test
+    extra = data_metrics(data.name)
 
     def evaluate_model(model) -> dict:
-        return evaluate(model, test, loss, batch_size=batch_size, key=key)
+        metrics = evaluate(model, test, loss, batch_size=batch_size, key=key)
+        if extra is not None:
+            metrics.update(extra(model, test, jax.random.key(0) if key is None else key))
+        return metrics
 
     return evaluate_model

@@ -37,9 +37,17 @@ class DataBundle:
 
 
 DATA_BUILDERS: dict[str, Callable[..., tuple]] = {}
+# Held-out metrics a dataset adds to those of the loss (e.g. a distance to a known law).
+DATA_METRICS: dict[str, Callable[..., dict]] = {}
 
 
-def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = False) -> None:
+def register_data(
+    name: str,
+    builder: Callable[..., tuple],
+    *,
+    metrics: Callable[..., dict] | None = None,
+    replace: bool = False,
+) -> None:
     """Make `builder` the config's dataset `name`.
 
     The options of the `data` section are `builder`'s named arguments, with its
@@ -52,6 +60,10 @@ def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = F
 
     - `name`: the `data.name` of the config.
     - `builder`: `builder(**options) -> (train, test)`; options must be JSON data.
+    - `metrics`: optional `metrics(model, test, key) -> dict`: held-out metrics that
+      follow from the data rather than the loss (e.g. the distance of a model's
+      samples to a process's exact law), which
+      [`build_evaluate`][odezoo.config.build_evaluate] adds to the loss's metrics.
     - `replace`: replace an existing registration of `name`.
 
     Example:
@@ -75,6 +87,9 @@ def register_data(name: str, builder: Callable[..., tuple], *, replace: bool = F
         )
     _options(builder)  # a signature the config can hold, checked now
     DATA_BUILDERS[name] = builder
+    DATA_METRICS.pop(name, None)
+    if metrics is not None:
+        DATA_METRICS[name] = metrics
 
 
 def _options(builder) -> dict[str, Any]:
@@ -84,6 +99,12 @@ def _options(builder) -> dict[str, Any]:
             raise ConfigError(f"data builder {builder!r} must name its options (no *args/**kw)")
         out[arg] = p.default
     return out
+
+
+def data_metrics(name: str) -> Callable[..., dict] | None:
+    """The held-out metrics registered with dataset `name` (see
+    [`register_data`][odezoo.config.register_data]), or `None`."""
+    return DATA_METRICS.get(name)
 
 
 def data_names() -> tuple[str, ...]:
@@ -200,7 +221,90 @@ def _mnist(path: str, flatten: bool = False):
     return (fix(raw["x_train"]), raw["y_train"]), (fix(raw["x_test"]), raw["y_test"])
 
 
-# -- the time-series datasets (issue 14): batches (times, values, mask, ...) --------------
+# -- irregular series: forecasting (latent ODE and its baselines) --------------------------
+
+
+def forecast_batch(times, values, key, *, observed: float, t_split: float | None) -> tuple:
+    """A forecasting batch from fully observed series: `(times, values, mask, times,
+    values, target_mask)` (see [`odezoo.train.forecast_mse`][odezoo.train.forecast_mse]).
+    The encoder sees each value with probability `observed` (the first time always),
+    and only before `t_split` when one is given (its arrays then stop at the last slot
+    before `t_split`); the targets are every value, so the
+    held-out points inside the observed window score interpolation and those after it
+    extrapolation (as in Rubanova et al. 2019)."""
+    keep = jax.random.bernoulli(key, observed, times.shape).at[:, 0].set(True)
+    enc = times.shape[1]
+    if t_split is not None:
+        keep = keep & (times < t_split)
+        # The encoder's arrays end at the last slot any series observes: the encoder
+        # needs no solves over the window it never sees.
+        enc = max(int(jnp.max(jnp.sum(times < t_split, axis=1))), 1)
+    mask = jnp.broadcast_to(keep[..., None], values.shape).astype(values.dtype)
+    observed_part = (times[:, :enc], (values * mask)[:, :enc], mask[:, :enc])
+    return (*observed_part, times, values, jnp.ones_like(values))
+
+
+def _series_split(generate, seed: int, test_seed: int, n_train: int, n_test: int, **kw):
+    out = []
+    for s, n in ((seed, n_train), (test_seed, n_test)):
+        gkey, mkey = jax.random.split(jax.random.key(s))
+        times, values = generate(n, gkey)
+        out.append(forecast_batch(times, values, mkey, **kw))
+    return tuple(out)
+
+
+def _periodic(
+    n_train: int = 1000,
+    n_test: int = 200,
+    n_times: int = 50,
+    t_max: float = 5.0,
+    observed: float = 0.5,
+    t_split: float | None = 2.5,
+    noise: float = 0.01,
+    freq_low: float = 0.5,
+    freq_high: float = 1.0,
+    seed: int = 0,
+    test_seed: int = 1,
+):
+    """Rubanova et al.'s periodic toy as forecasting batches (see `forecast_batch`)."""
+
+    def generate(n, key):
+        times, values, _ = datasets.periodic(
+            n, n_times, key=key, t_max=t_max, observed=1.0, noise=noise,
+            freq_range=(freq_low, freq_high),
+        )  # fmt: skip
+        return times, values
+
+    return _series_split(
+        generate, seed, test_seed, n_train, n_test, observed=observed, t_split=t_split
+    )
+
+
+def _spirals(
+    n_train: int = 500,
+    n_test: int = 100,
+    n_times: int = 50,
+    t_max: float = 6.0,
+    observed: float = 0.5,
+    t_split: float | None = 3.0,
+    noise: float = 0.05,
+    seed: int = 0,
+    test_seed: int = 1,
+):
+    """Chen et al. 2018's spirals as forecasting batches (see `forecast_batch`)."""
+
+    def generate(n, key):
+        times, values, _, _ = datasets.spirals(
+            n, n_times, key=key, t_max=t_max, observed=1.0, noise=noise
+        )
+        return times, values
+
+    return _series_split(
+        generate, seed, test_seed, n_train, n_test, observed=observed, t_split=t_split
+    )
+
+
+# -- irregular series: classification (neural CDE) and a process with a known law (SDE) -
 
 
 def _spirals_classification(
@@ -252,5 +356,7 @@ register_data("spheres", _spheres)
 register_data("toy2d", _toy2d)
 register_data("digits", _digits)
 register_data("mnist", _mnist)
+register_data("periodic", _periodic)
+register_data("spirals", _spirals)
 register_data("spirals_classification", _spirals_classification)
 register_data("ornstein_uhlenbeck", _ornstein_uhlenbeck)

@@ -24,6 +24,7 @@ from ..nn import (
     Classifier,
     ConvBlock,
     ConvDynamics,
+    GRUSeq2Seq,
     LatentODE,
     LatentSDE,
     NeuralCDE,
@@ -469,3 +470,4 @@ register_model("ode_rnn", ODERNN)
 register_model("latent_ode", LatentODE)
 register_model("neural_cde", NeuralCDE)
 register_model("latent_sde", LatentSDE)
+register_model("gru_seq2seq", GRUSeq2Seq)

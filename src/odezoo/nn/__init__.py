@@ -1,5 +1,6 @@
 """Equinox modules: baselines, dynamics networks, ODE-Nets and CNFs."""
 
+from ._base import AbstractForecaster as AbstractForecaster
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractODEModel as AbstractODEModel
 from ._base import ODEProblem as ODEProblem
@@ -25,3 +26,4 @@ from ._ode_rnn import ODERNN as ODERNN
 from ._odenet import DynamicsField as DynamicsField
 from ._odenet import ODENet as ODENet
 from ._resnet import ResNet as ResNet
+from ._seq2seq import GRUSeq2Seq as GRUSeq2Seq

@@ -9,6 +9,8 @@ model with `hasattr`.
   `in_shape`, a batched `apply(xs, *, key=None) -> (out, stats)`, and `batch`.
 - [`AbstractODEModel`][odezoo.nn.AbstractODEModel]: a model that solves an ODE with a
   [`Solver`][odezoo.Solver]: `solver` and `ode(x)`.
+- [`AbstractForecaster`][odezoo.nn.AbstractForecaster]: a model of irregular series
+  that predicts values at any query times from the observations: `predict`.
 
 Any model with an ODE part (itself, or e.g. a Classifier's ODE block) returns it from
 `ode_model()`; `model.ode_model().solver` is how to find a model's solver, and
@@ -354,3 +356,23 @@ def count_parameters(model: PyTree) -> int:
     leaves = jax.tree_util.tree_leaves(model)
     arrays = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
     return sum(int(np.prod(np.shape(x))) for x in leaves if isinstance(x, arrays))
+
+
+class AbstractForecaster(AbstractModel):
+    """A model of irregular time series that predicts the values at any query times from
+    a batch of observed series: interpolation (query times inside the observed window)
+    and extrapolation (beyond it). The series evaluation scores forecasters by
+    `predict` (interpolation and extrapolation MSE).
+
+    Concrete forecasters implement `predict`; their `apply` is the reconstruction of a
+    batch at its own times.
+    """
+
+    @abc.abstractmethod
+    def predict(
+        self, series: Any, query_times: Array, *, key: PRNGKeyArray | None = None
+    ) -> tuple[Array, SolveStats | None]:
+        """The values `(B, Tq, C)` at each series' `query_times` `(B, Tq)`, given the
+        observations `series` (an [`IrregularSeries`][odezoo.nn.IrregularSeries]), and
+        the solve statistics (or `None`). Without a `key`, deterministic (a latent
+        model uses its posterior mean)."""

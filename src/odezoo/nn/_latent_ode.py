@@ -14,7 +14,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from .._solver import Solver, SolveStats, check_solution, solve
-from ._base import AbstractODEModel, ODEProblem
+from ._base import AbstractForecaster, AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._ode_rnn import ODERNN, HiddenField
 
@@ -32,7 +32,7 @@ def gaussian_kl(mean: Array, std: Array, prior_mean=0.0, prior_std=1.0) -> Array
     return jnp.sum(kl, axis=-1)
 
 
-class LatentODE(AbstractODEModel):
+class LatentODE(AbstractODEModel, AbstractForecaster):
     """Latent ODE (Rubanova et al. 2019; Chen et al. 2018): a variational autoencoder of
     irregular time series. An [`ODERNN`][odezoo.nn.ODERNN] encoder reads the observations
     backwards in time, down to `t0`, giving `q(z0) = N(mean, std**2)`; the decoder

@@ -32,7 +32,11 @@ from ._penalised import LossAux as LossAux
 from ._penalised import penalised as penalised
 from ._rundir import RunDir as RunDir
 from ._series_losses import elbo_loss as elbo_loss
+from ._series_losses import forecast_mse as forecast_mse
 from ._series_losses import series_cross_entropy as series_cross_entropy
 from ._series_losses import series_mse as series_mse
+from ._series_metrics import forecast_errors as forecast_errors
+from ._series_metrics import register_metrics as register_metrics
+from ._series_metrics import series_metrics as series_metrics
 from ._sharding import data_mesh as data_mesh
 from ._tolerance import piecewise_tolerance as piecewise_tolerance

@@ -15,12 +15,7 @@ from .._errors import SolverError
 from .._solver import SolveStatus
 from ._losses import Loss, cross_entropy, get_loss, huber
 from ._marginals import GaussianMarginals, evaluate_marginals
-from ._series_losses import series_cross_entropy, series_mse
-
-# How many leading arrays of a batch are the model's input, for the losses whose input is
-# more than one array: a series batch is `(times, values, mask, y)`. Every other loss
-# reads `(x, y)` or `(x,)`.
-_INPUT_ARRAYS = {series_cross_entropy: 3, series_mse: 3}
+from ._series_metrics import series_metrics
 
 
 class _Outputs(eqx.Module):
@@ -46,21 +41,17 @@ def _forward(model, x, key):
     return out, stats.nfe, stats.failed
 
 
-def _chunks(xs: tuple[np.ndarray, ...], size: int):
-    """`(start, chunk, m)`: chunks of `size` examples of the arrays `xs` (a common
-    leading axis), the last one padded with copies of its first example so that one
-    compiled shape serves them all; `m` real examples."""
-    n = len(xs[0])
+def _chunks(x: np.ndarray, size: int):
+    """`(start, chunk, m)`: chunks of `size` examples, the last one padded with copies of
+    its first example so that one compiled shape serves them all; `m` real examples."""
+    n = len(x)
     size = min(size, n)
     for i in range(0, n, size):
-        chunk = []
-        for x in xs:
-            xb = x[i : i + size]
-            m = len(xb)
-            if m < size:
-                xb = np.concatenate([xb, np.repeat(xb[:1], size - m, axis=0)])
-            chunk.append(xb)
-        yield i, tuple(chunk), m
+        xb = x[i : i + size]
+        m = len(xb)
+        if m < size:
+            xb = np.concatenate([xb, np.repeat(xb[:1], size - m, axis=0)])
+        yield i, xb, m
 
 
 def evaluate(
@@ -82,23 +73,32 @@ def evaluate(
     - `loss`: the training loss on the data; for `nll`, the mean negative
       log-likelihood in nats (without a CNF's RNODE penalty, which regularises training
       but is no part of the likelihood).
-    - `accuracy`: for `cross_entropy` and `series_cross_entropy`, the share of argmax
-      predictions equal to the labels; for `huber` (±1 targets), the share of outputs
-      with the target's sign.
+    - `accuracy`: for `cross_entropy`, the share of argmax predictions equal to the
+      labels; for `huber` (±1 targets), the share of outputs with the target's sign.
     - `nfe_forward`: the mean forward evaluations per batch, for ODE models.
+
+    Irregular series (a loss with series metrics, see
+    [`register_metrics`][odezoo.train.register_metrics]) are scored by those metrics,
+    on chunks of every array of `data` (a tuple with a leading series axis), summed
+    over series: for `"elbo"` the negative ELBO as `loss` and, for a forecaster (a
+    latent ODE) on batches with targets, `interp_mse` and `extrap_mse` (see
+    [`forecast_errors`][odezoo.train.forecast_errors]); the same errors for
+    `"forecast_mse"`; `loss` and `accuracy` for `"series_cross_entropy"`; `loss` for
+    `"series_mse"`. A metric with nothing to count (no target after the observed
+    window) is left out.
 
     Non-finite values are `None`.
 
     Arguments:
 
     - `model`: an odezoo model (`model.apply(x, key=key) -> (out, stats)`).
-    - `data`: `(x, y)`, or `(x,)` for a density; `(times, values, mask, y)` for the
-      series losses (`series_cross_entropy`, `series_mse`); or a known law,
+    - `data`: `(x, y)`, or `(x,)` for a density; for series, the tuple of arrays its
+      loss takes (e.g. `(times, values, mask, labels)`); or a known law,
       [`GaussianMarginals`][odezoo.train.GaussianMarginals], which a sampling model is
       compared with by [`evaluate_marginals`][odezoo.train.evaluate_marginals] (the
       loss is not used then).
-    - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`) or a loss
-      function `loss(model, batch, key) -> (scalar, stats)`.
+    - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`, or a series
+      loss) or a loss function `loss(model, batch, key) -> (scalar, stats)`.
     - `batch_size`: examples per model call.
     - `key`: passed to the model on every batch (e.g. a Hutchinson CNF's probes;
       default `jax.random.key(0)`).
@@ -122,11 +122,13 @@ def evaluate(
         return evaluate_marginals(model, data, key=key)
     loss_fn = get_loss(loss)
     key = jax.random.key(0) if key is None else key
-    inputs = tuple(np.asarray(a) for a in data[: _INPUT_ARRAYS.get(loss_fn, 1)])
+    per_series = series_metrics(loss_fn)
+    if per_series is not None:
+        return _evaluate_series(model, data, per_series, batch_size, key)
+    x = np.asarray(data[0])
     outs, nfes = [], []
-    for i, xb, m in _chunks(inputs, batch_size):
-        xb = tuple(jnp.asarray(a) for a in xb)
-        out, nfe, failed = _forward(model, xb[0] if len(xb) == 1 else xb, key)
+    for i, xb, m in _chunks(x, batch_size):
+        out, nfe, failed = _forward(model, jnp.asarray(xb), key)
         if failed is not None and int(failed):
             advice = SolveStatus(int(failed)).advice
             raise SolverError(
@@ -142,9 +144,54 @@ def evaluate(
     if loss_fn is huber:
         y = np.asarray(data[1]).reshape(out.shape)
         metrics["accuracy"] = float(np.mean(np.sign(out) == np.sign(y)))
-    elif loss_fn is cross_entropy or loss_fn is series_cross_entropy:
-        labels = np.asarray(data[len(inputs)]).reshape(-1).astype(int)
+    elif loss_fn is cross_entropy:
+        labels = np.asarray(data[1]).reshape(-1).astype(int)
         metrics["accuracy"] = float(np.mean(out.argmax(axis=1) == labels))
     if nfes:
         metrics["nfe_forward"] = float(np.mean(nfes))
     return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+@eqx.filter_jit
+def _series_forward(metrics, model, batch, weight, key):
+    sums, stats = metrics(model, batch, key)
+    total = {k: (jnp.sum(num * weight), jnp.sum(den * weight)) for k, (num, den) in sums.items()}
+    if stats is None:
+        return total, None, None
+    return total, stats.nfe, stats.failed
+
+
+def _evaluate_series(model, data: tuple, metrics, batch_size: int, key) -> dict:
+    """Series metrics summed over chunks of `batch_size` series (the last one padded
+    with copies of its first series, weighted 0)."""
+    arrays = [np.asarray(a) for a in data]
+    n = len(arrays[0])
+    size = min(batch_size, n)
+    totals: dict[str, list[float]] = {}
+    nfes = []
+    for i in range(0, n, size):
+        chunk = []
+        for a in arrays:
+            part = a[i : i + size]
+            if len(part) < size:
+                part = np.concatenate([part, np.repeat(part[:1], size - len(part), axis=0)])
+            chunk.append(jnp.asarray(part))
+        m = min(size, n - i)
+        weight = jnp.asarray(np.arange(size) < m, dtype=chunk[1].dtype)
+        sums, nfe, failed = _series_forward(metrics, model, tuple(chunk), weight, key)
+        if failed is not None and int(failed):
+            advice = SolveStatus(int(failed)).advice
+            raise SolverError(
+                f"evaluation failed on the test batch starting at series {i}. {advice}"
+            )
+        for k, (num, den) in sums.items():
+            acc = totals.setdefault(k, [0.0, 0.0])
+            acc[0] += float(num)
+            acc[1] += float(den)
+        if nfe is not None:
+            nfes.append(float(nfe))
+    order = sorted(totals, key=lambda k: (k != "loss", k))  # the loss first
+    out: dict[str, Any] = {k: totals[k][0] / totals[k][1] for k in order if totals[k][1] > 0}
+    if nfes:
+        out["nfe_forward"] = float(np.mean(nfes))
+    return {k: (v if math.isfinite(v) else None) for k, v in out.items()}

@@ -14,7 +14,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import ConfigError, InputError
 from .._format import format_shape
-from ._series_losses import elbo_loss, series_cross_entropy, series_mse
+from ._series_losses import elbo_loss, forecast_mse, series_cross_entropy, series_mse
 
 Loss = Callable[[Any, tuple, PRNGKeyArray], tuple[Array, Any]]
 
@@ -217,17 +217,19 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": cross_entropy,
     "huber": huber,
     "nll": nll,
-    # the time-series losses (batches `(times, values, mask, ...)`: see _series_losses.py)
+    # The time-series losses (`_series_losses.py`), on batches of irregular series.
+    "elbo": elbo_loss,
+    "forecast_mse": forecast_mse,
     "series_cross_entropy": series_cross_entropy,
     "series_mse": series_mse,
-    "elbo": elbo_loss,
 }
 
 
 def get_loss(loss: str | Loss) -> Loss:
-    """A loss by name (`"mse"`, `"cross_entropy"`, `"huber"`, `"nll"`, and for series
-    `"series_cross_entropy"`, `"series_mse"`, `"elbo"`), or `loss` itself
-    when it is already a callable `loss(model, batch, key) -> (scalar, stats_or_None)`.
+    """A loss by name (`"mse"`, `"cross_entropy"`, `"huber"`, `"nll"`; for irregular
+    series `"elbo"`, `"forecast_mse"`, `"series_cross_entropy"`, `"series_mse"`), or
+    `loss` itself when it is already a callable
+    `loss(model, batch, key) -> (scalar, stats_or_None)`.
 
     Example:
 

@@ -62,6 +62,56 @@ def elbo_loss(model, batch: tuple, key: PRNGKeyArray):
     return -jnp.mean(elbo), stats
 
 
+def split_batch(batch: tuple, name: str = "forecast") -> tuple[IrregularSeries, IrregularSeries]:
+    """`(observed, targets)` of a forecasting batch: the 6-tuple `(times, values, mask,
+    target_times, target_values, target_mask)` (see
+    [`odezoo.data.split_series`][odezoo.data.split_series]), each half checked by
+    [`as_series`][odezoo.nn.as_series]."""
+    if not (isinstance(batch, tuple) and len(batch) == 6):
+        got = type(batch).__name__
+        if isinstance(batch, tuple):
+            got = f"a tuple of {len(batch)} array(s)"
+        raise InputError(
+            f"the {name} loss needs batches (times, values, mask, target_times, "
+            f"target_values, target_mask); got {got}"
+        )
+    return as_series(batch[:3]), as_series(batch[3:])
+
+
+def forecast_mse(model, batch: tuple, key: PRNGKeyArray | None = None):
+    """The squared error of a forecaster's predictions at the target times, averaged
+    over the observed target entries (the MSE of Rubanova et al. 2019's tables).
+
+    Arguments:
+
+    - `model`: an [`AbstractForecaster`][odezoo.nn.AbstractForecaster] (e.g. a
+      [`GRUSeq2Seq`][odezoo.nn.GRUSeq2Seq]); it predicts without a key.
+    - `batch`: `(times, values, mask, target_times, target_values, target_mask)`: the
+      observations to encode and the targets to predict.
+    - `key`: unused (the prediction is deterministic).
+
+    Returns:
+
+    `(mean squared error per observed target entry, stats)`.
+
+    Example:
+
+    ```python
+    import jax, odezoo
+    from odezoo.nn import GRUSeq2Seq
+    from odezoo.train import forecast_mse
+
+    times, values, mask = odezoo.data.periodic(4, 10, key=jax.random.key(0))
+    batch = odezoo.data.split_series(times, values, mask, 2.5)
+    value, _ = forecast_mse(GRUSeq2Seq(1, 8, key=jax.random.key(1)), batch)
+    ```
+    """
+    series, targets = split_batch(batch, "forecast_mse")
+    pred, stats = model.predict(series, targets.times)
+    err = jnp.where(targets.mask > 0, pred - targets.values, 0.0)
+    return jnp.sum(err**2) / jnp.maximum(jnp.sum(targets.mask), 1.0), stats
+
+
 def series_cross_entropy(model, batch: tuple, key: PRNGKeyArray | None = None):
     """Softmax cross-entropy of a series classifier's logits (e.g. a
     [`NeuralCDE`][odezoo.nn.NeuralCDE] or [`ODERNN`][odezoo.nn.ODERNN] with `out_size`

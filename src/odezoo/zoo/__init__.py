@@ -24,11 +24,14 @@ from ._registry import names as names
 from ._registry import search_path as search_path
 
 if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
+    from ._build import FIGURES as FIGURES
+    from ._build import FigureContext as FigureContext
     from ._build import Reproduction as Reproduction
     from ._build import build_entry as build_entry
     from ._build import check_entry as check_entry
     from ._build import fast_entries as fast_entries
     from ._build import headline_metrics as headline_metrics
+    from ._build import register_figures as register_figures
     from ._build import reproduce_entry as reproduce_entry
     from ._build import source_version as source_version
     from ._build import tolerance_sweep as tolerance_sweep
@@ -39,11 +42,14 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._compare import refresh_comparisons as refresh_comparisons
 
 _EXPORTS = {
+    "FIGURES": "._build",
+    "FigureContext": "._build",
     "Reproduction": "._build",
     "build_entry": "._build",
     "check_entry": "._build",
     "fast_entries": "._build",
     "headline_metrics": "._build",
+    "register_figures": "._build",
     "reproduce_entry": "._build",
     "source_version": "._build",
     "tolerance_sweep": "._build",

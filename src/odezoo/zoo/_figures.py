@@ -303,4 +303,106 @@ def sde_paths_figure(
     bx.set_title("marginals: samples (bars) and exact (lines)")
     if marginal_times:
         bx.legend(fontsize=8)
+
+
+def _forecasts(model, batch, n: int, *, points: int, samples: int, key):
+    """The first `n` series of a forecasting batch, their dense time grid, and the
+    model's forecasts on it: the deterministic one and `samples` drawn with keys (equal
+    to it for a deterministic model)."""
+    from ..nn import as_series
+
+    arrays = [jnp.asarray(a)[:n] for a in batch]
+    series = as_series(*arrays[:3])
+    targets = as_series(*arrays[3:]) if len(arrays) == 6 else series
+    t_end = float(jnp.max(targets.times))
+    grid = jnp.broadcast_to(jnp.linspace(0.0, t_end, points), (len(arrays[0]), points))
+    predict = eqx.filter_jit(lambda m, s, g, k: m.predict(s, g, key=k)[0])
+    mean = np.asarray(predict(model, series, grid, None))
+    keys = jax.random.split(jax.random.key(0) if key is None else key, samples)
+    draws = np.stack([np.asarray(predict(model, series, grid, k)) for k in keys] or [mean])
+    if np.allclose(draws, mean[None]):
+        draws = draws[:0]
+    observed = np.asarray(jnp.any(series.mask > 0, axis=-1))
+    times = np.asarray(series.times)
+    last = np.array([t[o].max() for t, o in zip(times, observed, strict=True)])
+    return series, targets, np.asarray(grid), mean, draws, observed, last
+
+
+def forecast_figure(
+    model, batch, path=None, *, n: int = 4, samples: int = 10, key=None, title=None
+) -> Figure:
+    """Forecasts of 1-D irregular series against the data (as in Rubanova et al.
+    2019's figure of the latent ODE on the periodic toy): the observations the model
+    saw, the held-out values, its forecast and, for a latent model, trajectories from
+    `samples` draws of the posterior over the initial state.
+
+    Arguments:
+
+    - `model`: an [`AbstractForecaster`][odezoo.nn.AbstractForecaster] on 1 channel.
+    - `batch`: a forecasting batch `(times, values, mask, target_times, target_values,
+      target_mask)` (or `(times, values, mask)`); its first `n` series are drawn.
+    - `path`: where to save the PNG (optional).
+    - `n`: how many series (one panel each).
+    - `samples`: posterior draws per series (none are drawn for a deterministic model).
+    - `key`: the key of the draws.
+    - `title`: an optional title.
+    """
+    series, targets, grid, mean, draws, observed, last = _forecasts(
+        model, batch, n, points=200, samples=samples, key=key
+    )
+    fig, axes = _figure(ncols=len(grid), width=4.0, height=3.2)
+    for b, ax in enumerate(axes):
+        seen = np.asarray(targets.mask[b, :, 0]) > 0
+        ax.plot(np.asarray(targets.times[b])[seen], np.asarray(targets.values[b, :, 0])[seen],
+                "o", ms=3, color="0.7", label="held-out data")  # fmt: skip
+        obs = observed[b]
+        ax.plot(np.asarray(series.times[b])[obs], np.asarray(series.values[b, :, 0])[obs],
+                "o", ms=4, color="black", label="observed")  # fmt: skip
+        ax.plot(grid[b], mean[b, :, 0], lw=2.5, color="tab:red", label="forecast")
+        for i, d in enumerate(draws):  # over the forecast, so a narrow posterior shows
+            ax.plot(grid[b], d[b, :, 0], lw=0.7, color="tab:blue", alpha=0.6,
+                    label="posterior draws" if i == 0 else None)  # fmt: skip
+        ax.axvline(last[b], ls="--", color="0.4", lw=1)
+        ax.set_xlabel("time")
+        ax.set_title(f"series {b}")
+    axes[0].set_ylabel("value")
+    axes[0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def spiral_figure(model, batch, path=None, *, n: int = 4, title=None) -> Figure:
+    """Reconstruction and extrapolation of 2-D spirals (as in Chen et al. 2018's latent
+    ODE figure): the true spiral, the observations the model saw, its reconstruction over
+    the observed window and its extrapolation beyond it.
+
+    Arguments:
+
+    - `model`: an [`AbstractForecaster`][odezoo.nn.AbstractForecaster] on 2 channels.
+    - `batch`: a forecasting batch (as for `forecast_figure`); its first `n`
+      series are drawn.
+    - `path`: where to save the PNG (optional).
+    - `n`: how many spirals (one panel each).
+    - `title`: an optional title.
+    """
+    series, targets, grid, mean, _, observed, last = _forecasts(
+        model, batch, n, points=300, samples=0, key=None
+    )
+    fig, axes = _figure(ncols=len(grid), width=3.6, height=3.6)
+    for b, ax in enumerate(axes):
+        true = np.asarray(targets.values[b])
+        ax.plot(true[:, 0], true[:, 1], "-", lw=1, color="0.6", label="true spiral")
+        seen = np.asarray(series.values[b])[observed[b]]
+        ax.plot(seen[:, 0], seen[:, 1], "o", ms=3, color="black", label="observed")
+        inside = grid[b] <= last[b]
+        ax.plot(mean[b, inside, 0], mean[b, inside, 1], lw=2, color="tab:blue",
+                label="reconstruction")  # fmt: skip
+        ax.plot(mean[b, ~inside, 0], mean[b, ~inside, 1], lw=2, color="tab:red",
+                label="extrapolation")  # fmt: skip
+        ax.set_aspect("equal")
+        ax.set_title(f"spiral {b}")
+    axes[0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
