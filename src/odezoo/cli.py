@@ -230,14 +230,22 @@ def _cmd_list(args) -> int:
             "no zoo entries found (searched: " + ", ".join(str(p) for p in zoo.search_path()) + ")"
         )
         return 0
-    table = [["NAME", "MODEL", "DATA", "WEIGHTS"]]
+    columns = ["NAME", "MODEL", "DATA", "WEIGHTS"]
+    table = [columns]
     table += [[r["name"], r["model"], r["data"], "yes" if r["weights"] else "no"] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    room = max(20, _terminal_width() - sum(widths) - 2 * 4 - 1)
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    room = _terminal_width() - sum(widths) - 2 * len(columns) - 1
+    if room < 20:
+        # A narrow terminal: the description says more than the data's name.
+        room += widths[2] + 2
+        table = [row[:2] + row[3:] for row in table]
+        widths = widths[:2] + widths[3:]
     descriptions = ["DESCRIPTION"] + [
         textwrap.shorten(r["description"], room, placeholder=" ...", break_on_hyphens=False)
         for r in rows
     ]
+    if room < 10:  # too narrow even so: `--json` has it all
+        descriptions = [""] * len(table)
     for row, desc in zip(table, descriptions, strict=True):
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
         print("  ".join([*cells, desc]).rstrip())
