@@ -197,8 +197,7 @@ class LatentSDE(AbstractODEModel):
         backwards in time, reading `[values * mask, mask, t]`. `contexts[:, j]` is the
         head of the GRU state after reading observations `j, ..., T-1` (unobserved times
         keep the state of the next observed one, or the zero state after the last);
-        `q(z0 | series)` is `N(mean, std**2)`
-        from the state after the whole series."""
+        `q(z0 | series)` is `N(mean, std**2)` from the state after the whole series."""
         times, values, mask = as_series(series, data_size=self.in_shape[0])
         inputs = jnp.concatenate([values, mask, times[..., None]], axis=-1)
         observed = jnp.any(mask > 0, axis=-1)
