@@ -245,6 +245,42 @@ def test_sde_strong_convergence_on_gbm(x64, solver, ito, order):
     assert abs(slope - order) < 0.25, (errors, slope)
 
 
+def test_latent_sde_context_is_that_of_the_next_observation():
+    """Li et al. 2020's time-varying context: at time `t` the posterior drift reads the
+    context of the first observation at or after `t`, which the backward encoder built
+    from that observation and the later ones only."""
+    from odezoo.nn._latent_sde import _PosteriorDrift, context_at
+
+    times = jnp.array([0.5, 1.0, 2.0])
+    contexts = jnp.array([[1.0], [2.0], [3.0]])
+    for t, c in [(0.0, 1), (0.5, 1), (0.7, 2), (1.0, 2), (1.5, 3), (2.0, 3), (3.0, 3)]:
+        assert float(context_at(times, contexts, t)[0]) == c, t
+
+    model = LatentSDE(1, 2, 3, 2, width_size=4, key=jax.random.key(0))
+    times = jnp.array([[0.2, 0.6, 0.9, 1.4]])
+    values = jnp.array([[[0.3], [-0.5], [0.8], [0.1]]])
+    mask = jnp.array([[1.0, 1.0, 0.0, 1.0]])  # the third time is not observed
+    _, _, ctx = model.encode(as_series(times, values, mask))
+    assert ctx.shape == (1, 4, 2)
+    # An unobserved time keeps the context of the next observed one.
+    np.testing.assert_array_equal(ctx[0, 2], ctx[0, 3])
+    # The context at an observation reads that observation and the later ones only.
+    _, _, ctx2 = model.encode(as_series(times, values.at[0, 0, 0].set(5.0), mask))
+    np.testing.assert_array_equal(ctx2[0, 1:], ctx[0, 1:])
+    assert not np.allclose(ctx2[0, 0], ctx[0, 0])
+    _, _, ctx3 = model.encode(as_series(times, values.at[0, 3, 0].set(5.0), mask))
+    assert not np.allclose(ctx3[0, :3], ctx[0, :3])
+
+    drift = _PosteriorDrift(model.prior, model.posterior, model.diffusion)
+    z = jnp.array([0.1, -0.2])
+    y = jnp.concatenate([z, jnp.zeros(1)])
+    for t, j in [(0.0, 0), (0.2, 0), (0.4, 1), (0.6, 1), (0.7, 2), (1.0, 3), (2.0, 3)]:
+        expected = model.posterior(jnp.concatenate([z, jnp.array([t]), ctx[0, j]]))
+        got = drift(t, y, (None, (times[0], ctx[0])))[:-1]
+        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=str(t))
+    assert not np.allclose(ctx[0, 0], ctx[0, 1])  # so that the checks above can fail
+
+
 def test_sde_solver_validation():
     drift = diffusion = lambda t, y, args: y
     with pytest.raises(SolverError, match="dt0"):

@@ -43,19 +43,35 @@ class PriorDrift(eqx.Module):
         return self.net(jnp.concatenate([z, jnp.reshape(t, (1,)).astype(z.dtype)]))
 
 
+def context_at(times: Array, contexts: Array, t: Array) -> Array:
+    """The context of the first observation at or after `t`: `contexts[j]` with `j` the
+    first index where `times[j] >= t` (the last one past the last observation), so the
+    context is piecewise constant in `t`, as in Li et al. 2020.
+
+    Arguments:
+
+    - `times`: one series' observation times `(T,)`, non-decreasing.
+    - `contexts`: the context at each of them `(T, K)`.
+    - `t`: a scalar time.
+    """
+    j = jnp.searchsorted(times, jnp.asarray(t, times.dtype), side="left")
+    return contexts[jnp.minimum(j, times.shape[0] - 1)]
+
+
 class _PosteriorDrift(eqx.Module):
-    """Drift of the posterior SDE on `[z, kl]`: `h(t, z, context)` for `z`, and
-    `|(h - f) / g|**2 / 2` for the accumulated path KL (Li et al. 2020, eq. 9)."""
+    """Drift of the posterior SDE on `[z, kl]`: `h(t, z, c(t))` for `z`, with `c(t)` the
+    context of the series' next observation, and `|(h - f) / g|**2 / 2` for the
+    accumulated path KL (Li et al. 2020, eq. 9)."""
 
     prior: PriorDrift
     net: eqx.nn.MLP
     diffusion: DiagonalDiffusion
 
     def __call__(self, t, y, args):
-        _, context = args
+        _, (times, contexts) = args
         z = y[:-1]
         tt = jnp.reshape(t, (1,)).astype(z.dtype)
-        h = self.net(jnp.concatenate([z, tt, context]))
+        h = self.net(jnp.concatenate([z, tt, context_at(times, contexts, t)]))
         u = (h - self.prior(t, z, None)) / self.diffusion(t, z, None)
         return jnp.concatenate([h, 0.5 * jnp.sum(u**2, keepdims=True)])
 
@@ -70,8 +86,13 @@ class _PosteriorDiffusion(eqx.Module):
 class LatentSDE(AbstractODEModel):
     """Latent SDE (Li et al. 2020, "Scalable gradients for stochastic differential
     equations"): a prior SDE `dz = f(t, z) dt + g(z) dW` with `z0 ~ N(m, s**2)` (learned),
-    a posterior SDE `dz = h(t, z, c) dt + g(z) dW` conditioned on a context `c` from a
-    GRU encoder run backwards over the observations, and a linear readout. Trained by
+    a posterior SDE `dz = h(t, z, c(t)) dt + g(z) dW` conditioned on a context `c(t)`
+    that changes over time, and a linear readout. A GRU encoder run backwards over the
+    observations gives a context at each observation time (from the observations at and
+    after it); `c(t)` is the context of the series' first observation at or after `t`
+    (piecewise constant in `t`, the last one past the last observation), so the posterior
+    can follow each path's increments between observations. The encoder's state after
+    the whole series gives `q(z0)`. Trained by
     the ELBO: a Gaussian likelihood (fixed `obs_std`) of the observed entries, minus
     `KL(q(z0) || p(z0))`, minus the path KL `E int |(h - f) / g|**2 / 2 dt`, accumulated
     as an extra state channel of the posterior SDE. Because both SDEs share `g`, the KL
@@ -80,8 +101,7 @@ class LatentSDE(AbstractODEModel):
     Solved by [`solve_sde`][odezoo.solve_sde] with the model's [`Solver`][odezoo.Solver]
     (fixed `dt0`; default `diffrax.ReversibleHeun()`, `dt0=0.05`): `adjoint="checkpoint"`
     or `"backsolve"` (exact with reversible Heun). The batch is one SDE saved at the
-    union of the series' times. Simplification against the paper: the context is one
-    vector per series, not a function of time.
+    union of the series' times.
 
     Arguments:
 
@@ -173,23 +193,28 @@ class LatentSDE(AbstractODEModel):
         return f"LatentSDE(data_size={self.in_shape[0]}, latent_size={self.latent_size})"
 
     def encode(self, series: IrregularSeries) -> tuple[Array, Array, Array]:
-        """`(mean, std, context)` of `q(z0 | series)`: a GRU over the observations,
-        backwards in time, reading `[values * mask, mask, t]`."""
+        """`(mean (B, L), std (B, L), contexts (B, T, K))`: a GRU over the observations,
+        backwards in time, reading `[values * mask, mask, t]`. `contexts[:, j]` is the
+        head of the GRU state after reading observations `j, ..., T-1` (unobserved times
+        keep the state of the next observed one, or the zero state after the last);
+        `q(z0 | series)` is `N(mean, std**2)` from the state after the whole series."""
         times, values, mask = as_series(series, data_size=self.in_shape[0])
         inputs = jnp.concatenate([values, mask, times[..., None]], axis=-1)
         observed = jnp.any(mask > 0, axis=-1)
 
         def step(h, x):
             inp, obs = x
-            h_new = jax.vmap(self.encoder)(inp, h)
-            return jnp.where(obs[:, None], h_new, h), None
+            h_new = jnp.where(obs[:, None], jax.vmap(self.encoder)(inp, h), h)
+            return h_new, h_new
 
         h0 = jnp.zeros((times.shape[0], self.encoder.hidden_size), values.dtype)
         xs = (jnp.swapaxes(inputs, 0, 1)[::-1], observed.T[::-1])
-        h, _ = jax.lax.scan(step, h0, xs)
+        h, hs = jax.lax.scan(step, h0, xs)
         out = jax.vmap(self.encoder_head)(h)
         L = self.latent_size
-        return out[:, :L], jax.nn.softplus(out[:, L : 2 * L]) + 1e-4, out[:, 2 * L :]
+        head = jax.vmap(jax.vmap(self.encoder_head))(jnp.swapaxes(hs[::-1], 0, 1))
+        contexts = head[..., 2 * L :]
+        return out[:, :L], jax.nn.softplus(out[:, L : 2 * L]) + 1e-4, contexts
 
     def _t1(self, last):
         return jnp.maximum(last, self.t0 + self.solver.dt0)
@@ -200,7 +225,8 @@ class LatentSDE(AbstractODEModel):
         """One posterior sample at each series' `query_times` `(B, Tq)`: returns
         `(z (B, Tq, latent), path_kl (B,), mean, std, stats)`."""
         zkey, bkey = jax.random.split(key)
-        mean, std, context = self.encode(series)
+        series = as_series(series, data_size=self.in_shape[0])
+        mean, std, contexts = self.encode(series)
         z0 = mean + std * jax.random.normal(zkey, mean.shape, mean.dtype)
         y0 = jnp.concatenate([z0, jnp.zeros_like(z0[:, :1])], axis=1)
         u, index = union_times(jnp.asarray(query_times))
@@ -215,7 +241,7 @@ class LatentSDE(AbstractODEModel):
             t1=t1,
             ts=u,
             batched=True,
-            example_args=context,
+            example_args=(series.times, contexts),
         )
         ys = check_solution(ys, stats, what=self.name, solver=self.solver, t0=self.t0, t1=t1)
         y = gather_union(ys, index)
