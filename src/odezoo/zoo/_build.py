@@ -249,15 +249,20 @@ def _cubic_figures(c: FigureContext) -> list[tuple[str, str]]:
 def _spheres_figures(c: FigureContext) -> list[tuple[str, str]]:
     x, y = c.data.test
     _figures.spheres_figure(c.model, x, y, c.folder / "flow.png", title=c.name)
-    out = [("flow.png", "Learned flow of test points and decision function.")]
+    flow = ("flow.png", "Learned flow of test points and decision function.")
+    return [flow, _training_comparison(c)]
+
+
+def _training_comparison(c: FigureContext) -> tuple[str, str]:
+    """The entry's training loss and NFE beside those of the entries it is compared
+    with (`meta.card.compare_with`)."""
     runs = {c.name: _read_jsonl(c.folder / TRAINING_LOG)}
     for other in c.meta.get("compare_with", []):
         log = entry_dir(other) / TRAINING_LOG
         if log.is_file():
             runs[other] = _read_jsonl(log)
     _figures.compare_training_figure(runs, c.folder / "loss_nfe.png")
-    out.append(("loss_nfe.png", "Training loss and forward NFE, side by side."))
-    return out
+    return ("loss_nfe.png", "Training loss and forward NFE, side by side.")
 
 
 def _toy2d_figures(c: FigureContext) -> list[tuple[str, str]]:
@@ -312,15 +317,8 @@ def _series_classification_figures(c: FigureContext) -> list[tuple[str, str]]:
     _figures.series_classification_figure(
         c.model, c.data.test, c.folder / "predictions.png", title=c.name
     )
-    out = [("predictions.png", "Test series through their observed points, by predicted class.")]
-    runs = {c.name: _read_jsonl(c.folder / TRAINING_LOG)}
-    for other in c.meta.get("compare_with", []):
-        log = entry_dir(other) / TRAINING_LOG
-        if log.is_file():
-            runs[other] = _read_jsonl(log)
-    _figures.compare_training_figure(runs, c.folder / "loss_nfe.png")
-    out.append(("loss_nfe.png", "Training loss and forward NFE, side by side."))
-    return out
+    shown = ("predictions.png", "Test series through their observed points, by predicted class.")
+    return [shown, _training_comparison(c)]
 
 
 def _ou_figures(c: FigureContext) -> list[tuple[str, str]]:
