@@ -15,8 +15,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._wrapped import AbstractDelegatingSolver
 
-class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSolver):
+
+class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, AbstractDelegatingSolver):
     """Wraps an adaptive diffrax solver; the last component of the state (a tuple)
     accumulates `E * |dt|` over the steps, where `E` is the RMS of the wrapped solver's
     local error estimate of the other components in units of the tolerance,
@@ -50,27 +52,6 @@ class ErrorAccumulator(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSo
     @property
     def scan_kind(self):
         return self.solver.scan_kind
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):  # pyright: ignore
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
 
     def init(self, terms, t0, t1, y0, args):
         return self.solver.init(terms, t0, t1, y0, args)

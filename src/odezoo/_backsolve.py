@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._wrapped import AbstractDelegatingSolver
+
 
 class AbstractDerivativeField(eqx.Module):
     """Marks a vector field that differentiates itself in every evaluation (a CNF's
@@ -69,7 +71,7 @@ def has_scalar_control(terms, t0, t1) -> bool:
     return len(leaves) == 1 and int(np.prod(leaves[0].shape)) == 1
 
 
-class AdjointSolver(diffrax.AbstractWrappedSolver):
+class AdjointSolver(AbstractDelegatingSolver):
     """Wraps the diffrax solver of backsolve's reverse solve: an ODE's adjoint term is
     evaluated through `UnitControlTerm` (one VJP per stage, and the wrapped solver's
     own first-same-as-last reuse), any other term as it comes. Otherwise it is the
@@ -77,27 +79,6 @@ class AdjointSolver(diffrax.AbstractWrappedSolver):
     for fields that subclass `AbstractDerivativeField`."""
 
     solver: diffrax.AbstractSolver
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):  # pyright: ignore
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
 
     def _wrap(self, terms, t0, t1):
         return UnitControlTerm(terms) if has_scalar_control(terms, t0, t1) else terms
