@@ -19,7 +19,7 @@ from odezoo._solver import BatchField
 
 
 def _cnf_field():
-    cnf = odezoo.CNF(2, hidden=(8, 8), trace="exact", key=jax.random.key(0))
+    cnf = odezoo.CNF(2, hidden=(8,), trace="exact", key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (6, 2))
     field, y0, *_ = cnf.ode(x)
     return BatchField(field, False), y0
@@ -43,7 +43,7 @@ def test_unit_control_term_equals_diffrax_adjoint_term(x64):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
 
 
-def _gradient(field, y0, solver, backward_solver, ts=None, seminorm=False):
+def _gradient(field, y0, solver, backward_solver, ts=None, seminorm=False, trace_only=False):
     norm = {"norm": diffrax.adjoint_rms_seminorm} if seminorm else {}
     adaptive = isinstance(solver, diffrax.AbstractAdaptiveSolver)
     controller = diffrax.PIDController(1e-6, 1e-6) if adaptive else diffrax.ConstantStepSize()
@@ -66,18 +66,18 @@ def _gradient(field, y0, solver, backward_solver, ts=None, seminorm=False):
         )
         return sum(jnp.sum(jnp.sin(v)) for v in jax.tree_util.tree_leaves(sol.ys))
 
-    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, y0)
+    grad = jax.grad(loss, argnums=(0, 1))
+    return jax.make_jaxpr(grad)(params, y0) if trace_only else jax.jit(grad)(params, y0)
 
 
 @pytest.mark.parametrize(
     "solver, ts, seminorm",
     [
-        (diffrax.Dopri5(), None, False),
         (diffrax.Tsit5(), 4, False),
         (diffrax.Dopri5(), None, True),
         (diffrax.Euler(), None, False),
     ],
-    ids=["dopri5", "tsit5-ts", "seminorm", "euler"],
+    ids=["tsit5-ts", "dopri5-seminorm", "euler"],
 )
 def test_gradient_equals_diffrax_backsolve(x64, solver, ts, seminorm):
     field, y0 = _cnf_field()
@@ -108,12 +108,13 @@ def test_odezoo_backsolve_never_evaluates_the_jacobian_adjoint_field(monkeypatch
     x = jax.random.normal(jax.random.key(1), (4, 2))
     params, static = eqx.partition(cnf, eqx.is_inexact_array)
     loss = lambda p: -jnp.mean(eqx.combine(p, static).apply(x)[0])
-    grads = jax.jit(jax.grad(loss))(params)  # the count is of the traced evaluations
+    # The count is of the traced evaluations, so tracing the gradient is enough (the
+    # gradient's value is test_gradient_equals_diffrax_backsolve's business).
+    jax.make_jaxpr(jax.grad(loss))(params)
     assert calls == []
-    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
     # ... and diffrax's own solver does (so this test sees the difference).
     field, y0 = _cnf_field()
-    _gradient(field, y0, diffrax.Dopri5(), diffrax.Dopri5())
+    _gradient(field, y0, diffrax.Dopri5(), diffrax.Dopri5(), trace_only=True)
     assert calls
 
 

@@ -4,7 +4,6 @@ analysis, the scaling experiment and peer skipping. Tiny sizes; no timings are c
 import dataclasses
 import json
 import tempfile
-import textwrap
 
 import equinox as eqx
 import jax
@@ -270,7 +269,10 @@ def test_entry_problem_of_every_model_type_traces(entry):
 
     model, batch, loss, info = bench.entry_problem(entry, batch_size=4)
     assert info["batch_size"] == 4
-    for st in bench.strategies().values():
+    # One strategy per (adjoint, batching): the others change only numbers (checkpoint
+    # counts, dt0), which trace alike, and tracing a CNF's gradient takes seconds.
+    kinds = {(st.adjoint, st.batching): st for st in reversed(bench.strategies().values())}
+    for st in kinds.values():
         m = replace_solvers(model, st.apply)
         params, static = eqx.partition(m, eqx.is_array)
         grad = jax.grad(lambda p: loss(eqx.combine(p, static), batch, jax.random.key(0))[0])
@@ -362,13 +364,3 @@ def test_precision_quick_cli_and_front(tmp_path):
         {"contender": "d", "median_ms": None, "grad_error": 1e-9},  # no time: ignored
     ]
     assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
-
-
-def test_benchmark_adjoints_docstring_example_runs(capsys):
-    import re
-
-    (code,) = re.findall(r"```python\n(.*?)```", bench.benchmark_adjoints.__doc__, flags=re.S)
-    namespace: dict = {}
-    exec(compile(textwrap.dedent(code), "benchmark_adjoints", "exec"), namespace)
-    assert [r["strategy"] for r in namespace["result"]["rows"]] == ["checkpoint", "backsolve"]
-    assert capsys.readouterr().out.startswith("checkpoint ")
