@@ -44,12 +44,14 @@ def _y(t):
 
 
 TIGHT = odezoo.Solver(rtol=1e-10, atol=1e-10)
+# Compiled: op by op, one solve at rtol=1e-10 takes several seconds.
+_penalised_solve = eqx.filter_jit(penalised_solve)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_closed_forms_on_a_linear_field(x64, order):
     reg = Regularisation(kinetic=1.0, jacobian=1.0, taylor=1.0, taylor_order=order)
-    y1, values, _ = penalised_solve(
+    y1, values, _ = _penalised_solve(
         TIGHT, Linear(jnp.asarray(A)), jnp.asarray(Y0), regularisation=reg, t1=T1
     )
     ak = np.linalg.matrix_power(A, order)
@@ -73,7 +75,7 @@ def test_batched_values_are_per_example(x64):
     ys = jnp.stack([jnp.asarray(Y0), 2 * jnp.asarray(Y0)])
     for batching in ("batch", "vmap"):
         solver = TIGHT.replace(batching=batching)
-        _, values, _ = penalised_solve(
+        _, values, _ = _penalised_solve(
             solver, Linear(jnp.asarray(A)), ys, regularisation=reg, t1=T1, batched=True
         )
         assert values["kinetic"].shape == (2,)
@@ -102,7 +104,7 @@ def test_error_estimate_penalty_grows_with_the_stiffness_of_the_field(x64):
     solver = odezoo.Solver(rtol=1e-4, atol=1e-4)
     values = []
     for scale in (1.0, 4.0):
-        _, v, stats = penalised_solve(
+        _, v, stats = _penalised_solve(
             solver, Linear(jnp.asarray(scale * A)), jnp.asarray(Y0), regularisation=reg, t1=T1
         )
         values.append(float(v["error"]))
@@ -131,8 +133,8 @@ def test_error_estimate_needs_a_discretised_adjoint():
 def test_error_accumulator_does_not_change_the_solution(x64):
     field = Tanh(eqx.nn.MLP(3, 2, 8, 1, activation=jnp.tanh, key=jax.random.key(0)))
     solver = odezoo.Solver(rtol=1e-5, atol=1e-5)
-    y_plain, stats_plain = odezoo.solve(solver, field, jnp.asarray(Y0), t1=T1)
-    y_reg, _, stats_reg = penalised_solve(
+    y_plain, stats_plain = eqx.filter_jit(odezoo.solve)(solver, field, jnp.asarray(Y0), t1=T1)
+    y_reg, _, stats_reg = _penalised_solve(
         solver, field, jnp.asarray(Y0), regularisation=Regularisation(error=1.0), t1=T1
     )
     np.testing.assert_allclose(y_reg, y_plain, rtol=1e-12)
@@ -174,9 +176,12 @@ def test_regulariser_gradients_match_finite_differences(x64, name, kwargs):
 
     eps = 1e-5
     shift = lambda s: jax.tree_util.tree_map(lambda p, d: p + s * d, params, direction)
-    fd = (value(shift(eps), "checkpoint") - value(shift(-eps), "checkpoint")) / (2 * eps)
+    # Compiled: op by op, a solve at rtol=1e-10 takes seconds.
+    value_jit = jax.jit(value, static_argnums=1)
+    grad_jit = jax.jit(jax.grad(value), static_argnums=1)
+    fd = (value_jit(shift(eps), "checkpoint") - value_jit(shift(-eps), "checkpoint")) / (2 * eps)
     for adjoint in adjoints:
-        grad = jax.grad(value)(params, adjoint)
+        grad = grad_jit(params, adjoint)
         directional = sum(
             jnp.sum(g * d)
             for g, d in zip(
