@@ -233,14 +233,16 @@ def test_hutchinson_estimator_is_unbiased(probe):
 def test_cnf_regularized_penalty_and_learnable_time():
     flow = odezoo.CNF(2, hidden=(8,), kinetic=0.1, jacobian=0.2, key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (6, 2))
-    logp, penalty, stats = flow.regularized(x)
+    logp, penalty, stats = eqx.filter_jit(flow.regularized)(x)
     assert logp.shape == penalty.shape == (6,)
     assert bool(jnp.all(penalty > 0))
-    np.testing.assert_allclose(logp, flow.batch(x), rtol=1e-5)
-    g = eqx.filter_grad(lambda m: -jnp.mean(m.batch(x)))(flow)
+    # Compiled: op by op, the exact trace's solve and its gradient take seconds.
+    grad = eqx.filter_jit(eqx.filter_grad(lambda m: -jnp.mean(m.batch(x))))
+    np.testing.assert_allclose(logp, eqx.filter_jit(flow.batch)(x), rtol=1e-5)
+    g = grad(flow)
     assert float(jnp.abs(g.fields[0].sqrt_time)) > 0  # integration time is learned
     frozen = odezoo.CNF(2, hidden=(8,), learn_time=False, key=jax.random.key(0))
-    g = eqx.filter_grad(lambda m: -jnp.mean(m.batch(x)))(frozen)
+    g = grad(frozen)
     assert float(g.fields[0].sqrt_time) == 0.0
     np.testing.assert_allclose(flow.times, [0.5], rtol=1e-6)
 
