@@ -162,7 +162,16 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
     auto = [r for r in result["rows"] if r.get("steps_per_call")]
     if auto:
         every = sorted({r["steps_per_call"] for r in auto})
-        chosen = ", ".join(f"{r['workload']}: {r['chosen_adjoint']}" for r in auto)
+        chosen = ", ".join(
+            f"{r['workload']}: {r['chosen_adjoint']}"
+            + (
+                f" (predicted from the single-call medians of `checked` and "
+                f"`{r['chosen_adjoint']}`: {_num(r['timing']['predicted_ms'])} ms)"
+                if "predicted_ms" in r.get("timing", {})
+                else ""
+            )
+            for r in auto
+        )
         out.append("")
         out.append(
             f"`auto` is timed as `fit` runs it: a block of {'/'.join(map(str, every))} steps "

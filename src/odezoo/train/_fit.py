@@ -538,14 +538,18 @@ def _log_check(setup: _Setup, state: _State, record: dict) -> None:
     if setup.run is not None:
         setup.run.append(rec)
     if previous is None or switched:
-        shown = "unknown" if error is None else f"{error:.3g}"
-        test = "<=" if adjoint == "backsolve" else "> (or not finite)"
+        threshold = f"check_threshold {setup.auto.check_threshold:g}"
+        if error is None:
+            why = "reversibility error not finite"
+        else:
+            why = f"reversibility error {error:.3g} {'<=' if adjoint == 'backsolve' else '>'} "
+            why += threshold
         what = f"switched {previous} -> {adjoint}" if switched else f"chose {adjoint}"
+        every = setup.auto.check_every
         _say(
             setup,
-            f"fit: step {state.step}: adjoint 'auto' {what} (reversibility error {shown} "
-            f"{test} check_threshold {setup.auto.check_threshold:g}); next check after "
-            f"step {state.step - 1 + setup.auto.check_every}",
+            f"fit: step {state.step}: adjoint 'auto' {what} ({why}); next check at step "
+            f"{(state.step - 1) // every * every + every + 1}",
         )
 
 
