@@ -214,18 +214,6 @@ def fit(
       reuse their compiled step); change tolerances rarely. A schedule may not change
       the adjoint of a model whose adjoint is `"auto"`.
 
-    A model whose solver has `adjoint="auto"` (see [`Solver`][odezoo.Solver]) is
-    trained with the adjoint chosen by a reversibility check: the step taken when the
-    number of completed steps is a multiple of the solver's `check_every` (step 0
-    included) runs as `"checked"` (its gradient is backsolve's if the reverse
-    reconstruction passed, checkpointing's otherwise), and the steps until the next
-    check use `"backsolve"` if it passed and `"checkpoint"` if it fell back. Each check
-    is logged (a `"kind": "adjoint"` record in `metrics.jsonl` and
-    `TrainResult.adjoint_checks`; train records carry the step's `"adjoint"`), the
-    first decision and every switch are printed, and each of the three adjoints
-    compiles the step once. Checkpoints, the saved model and the result keep
-    `adjoint="auto"`; a resumed run continues with the choice in force at its
-    checkpoint, bit for bit as if never interrupted.
     - `evaluate`: a function `model -> dict of metrics`, called every `eval_every`
       steps and at the end; its results go to `metrics.jsonl` (`"kind": "eval"`) and
       to the summary.
@@ -253,6 +241,19 @@ def fit(
       or a directory with nothing to resume, raise [`RunDirError`][odezoo.RunDirError].
     - `mesh`: the device mesh (default [`data_mesh`][odezoo.train.data_mesh]).
     - `progress`: show a tqdm progress bar with the loss and NFE.
+
+    A model whose solver has `adjoint="auto"` (see [`Solver`][odezoo.Solver]) is
+    trained with the adjoint chosen by a reversibility check: the step taken when the
+    number of completed steps is a multiple of the solver's `check_every` (step 0
+    included) runs as `"checked"` (its gradient is backsolve's if the reverse
+    reconstruction passed, checkpointing's otherwise), and the steps until the next
+    check use `"backsolve"` if it passed and `"checkpoint"` if it fell back. Each check
+    is logged (a `"kind": "adjoint"` record in `metrics.jsonl` and
+    `TrainResult.adjoint_checks`; train records carry the step's `"adjoint"`), the
+    first decision and every switch are printed, and each of the three adjoints
+    compiles the step once. Checkpoints, the saved model and the result keep
+    `adjoint="auto"`; a resumed run continues with the choice in force at its
+    checkpoint, bit for bit as if never interrupted.
 
     Returns:
 
