@@ -365,3 +365,34 @@ def test_precision_quick_cli_and_front(tmp_path):
         {"contender": "d", "median_ms": None, "grad_error": 1e-9},  # no time: ignored
     ]
     assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
+
+
+def test_auto_is_timed_as_fit_runs_it():
+    # A block of check_every steps per timed call: the first checked, the others with the
+    # chosen adjoint; the row is the chosen adjoint's, its times per step.
+    x = jax.random.normal(jax.random.key(1), (8, 2))
+    auto = bench.Strategy("auto-3", {"adjoint": "auto", "check_every": 3})
+    result = bench.benchmark_adjoints(
+        _user_model(1e-3),
+        (x, 0.5 * x),
+        "mse",
+        strategies=["checked", "backsolve", auto],
+        budget_s=0.0,
+        min_reps=1,
+        max_reps=2,
+        count=False,
+        reference_tol=1e-9,
+    )
+    rows = {r["strategy"]: r for r in result["rows"]}
+    row = rows["auto-3"]
+    assert row["adjoint"] == "auto" and row["steps_per_call"] == row["check_every"] == 3
+    assert row["fell_back"] == rows["checked"]["fell_back"] == 0
+    assert row["chosen_adjoint"] == "backsolve"
+    assert row["grad_error"] == rows["backsolve"]["grad_error"]
+    assert row["check_grad_error"] == pytest.approx(rows["checked"]["grad_error"], rel=1e-3)
+    t = row["timing"]
+    checked, back = (rows[s]["timing"]["median_ms"] for s in ("checked", "backsolve"))
+    assert t["predicted_ms"] == pytest.approx((checked + 2 * back) / 3)
+    assert 0 < t["median_ms"] < 3 * max(checked, back)  # per step, not per block
+    md = bench.write_report("adjoints", result, tempfile.mkdtemp())[1].read_text()
+    assert "| model | auto-3 |" in md and "Chosen: model: backsolve" in md

@@ -28,7 +28,11 @@ from ._errors import ConfigError, InputError
 from ._errors import SolverError as SolverError
 from ._format import format_number
 
-ADJOINTS = ("checkpoint", "backsolve", "direct", "checked")
+ADJOINTS = ("checkpoint", "backsolve", "direct", "checked", "auto")
+
+# Fields that `Solver.to_config` leaves out at their default: they were added after runs
+# were configured, and a run's config hash (checked on resume) must not change with them.
+_OMITTED_AT_DEFAULT = {"check_every": 50}
 BATCHING = ("batch", "vmap")
 
 # Function evaluations of the vector field at start-up and per attempted step (accepted
@@ -299,13 +303,22 @@ class Solver(eqx.Module):
           checked first; when the error exceeds `check_threshold` the gradient is
           computed by checkpointing instead. See
           [`reversibility_error`][odezoo.reversibility_error].
+        - `"auto"`: for training. Inside [`fit`][odezoo.train.fit], every
+          `check_every`-th step runs as `"checked"`, and the steps until the next check
+          use `"backsolve"` if its reversibility check passed, `"checkpoint"` if it fell
+          back (each decision is logged). Outside `fit` it solves and differentiates
+          exactly as `"checkpoint"`. See the [adjoint guide](adjoints.md#the-auto-adjoint)
+          for where it must not be used.
     - `checkpoints`: number of checkpoints for `"checkpoint"` (`None`: diffrax's choice,
       about `sqrt(2 * max_steps)`).
-    - `seminorm`: for `"backsolve"` and `"checked"`, control the backward step size with
-      `diffrax.adjoint_rms_seminorm`, ignoring the parameter-adjoint channels
-      (Kidger et al. 2021: fewer backward evaluations).
-    - `check_threshold`: for `"checked"`, the largest acceptable reconstruction error, in
-      units of the tolerance `atol + rtol * |y0|` (RMS over the state).
+    - `seminorm`: for `"backsolve"`, `"checked"` and `"auto"` (its backsolve steps),
+      control the backward step size with `diffrax.adjoint_rms_seminorm`, ignoring the
+      parameter-adjoint channels (Kidger et al. 2021: fewer backward evaluations).
+    - `check_threshold`: for `"checked"` and `"auto"`, the largest acceptable
+      reconstruction error, in units of the tolerance `atol + rtol * |y0|` (RMS over the
+      state).
+    - `check_every`: for `"auto"`, the training steps from one reversibility check to
+      the next (default 50); a positive int.
     - `batching`: how a batch of initial states is solved:
         - `"batch"` (default): the whole batch as one ODE with a shared step size. One
           solver loop, one parameter cotangent: the right choice for training.
@@ -335,13 +348,14 @@ class Solver(eqx.Module):
     atol: float = eqx.field(static=True, default=1e-6, converter=_as_python)
     dt0: float | None = eqx.field(static=True, default=None, converter=_as_python)
     max_steps: int = eqx.field(static=True, default=4096, converter=_as_python)
-    adjoint: Literal["checkpoint", "backsolve", "direct", "checked"] = eqx.field(
+    adjoint: Literal["checkpoint", "backsolve", "direct", "checked", "auto"] = eqx.field(
         static=True, default="checkpoint"
     )
     checkpoints: int | None = eqx.field(static=True, default=None, converter=_as_python)
     seminorm: bool = eqx.field(static=True, default=False)
     check_threshold: float = eqx.field(static=True, default=10.0, converter=_as_python)
     batching: Literal["batch", "vmap"] = eqx.field(static=True, default="batch")
+    check_every: int = eqx.field(static=True, default=50, converter=_as_python)
     count_evals: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
@@ -375,8 +389,15 @@ class Solver(eqx.Module):
             raise ConfigError(
                 f"check_threshold must be a positive finite number, got {self.check_threshold!r}"
             )
-        if self.seminorm and self.adjoint not in ("backsolve", "checked"):
-            raise ConfigError("seminorm=True only applies to adjoint='backsolve' or 'checked'")
+        if not _is_positive_int(self.check_every):
+            raise ConfigError(
+                f"check_every must be a positive int (training steps between reversibility "
+                f"checks of adjoint='auto'), got {self.check_every!r}"
+            )
+        if self.seminorm and self.adjoint not in ("backsolve", "checked", "auto"):
+            raise ConfigError(
+                "seminorm=True only applies to adjoint='backsolve', 'checked' or 'auto'"
+            )
 
     @property
     def adaptive(self) -> bool:
@@ -411,8 +432,14 @@ class Solver(eqx.Module):
         )
 
     def to_config(self) -> dict[str, Any]:
-        """A JSON-able dict that [`Solver.from_config`][odezoo.Solver.from_config] reads."""
+        """A JSON-able dict that [`Solver.from_config`][odezoo.Solver.from_config] reads.
+
+        `check_every` is left out at its default (it was added after runs had been
+        configured, and a run's config must keep its hash to be resumed)."""
         cfg = {k: getattr(self, k) for k in _field_names(self) if k != "solver"}
+        for name, default in _OMITTED_AT_DEFAULT.items():
+            if cfg[name] == default:
+                del cfg[name]
         cfg["solver"] = type(self.solver).__name__
         return cfg
 
@@ -470,7 +497,10 @@ def forward_evaluations(solver: Solver, num_steps: Array) -> Array:
 
 
 def backward_evaluations(solver: Solver, kind: str, nfe: Array) -> Array:
-    """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`)."""
+    """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`;
+    `"auto"` outside `fit` is `"checkpoint"`)."""
+    if kind == "auto":
+        kind = "checkpoint"
     if kind not in ("checkpoint", "direct"):
         return jnp.full_like(nfe, jnp.nan, dtype=jnp.float32)
     return nfe - _INITIAL_STEP_EVALS if _auto_dt0(solver) else nfe
@@ -778,7 +808,9 @@ def solve(
     ```
     """
     _check_times(t0, t1)
-    kind = solver.adjoint
+    # "auto" switches adjoints between training steps (in `fit`); a solve of its own is
+    # checkpointed, the safe choice.
+    kind = "checkpoint" if solver.adjoint == "auto" else solver.adjoint
     input_ok = jax.lax.stop_gradient(all_finite((y0, args, example_args, t0, t1, ts)))
     plain = field
     if solver.count_evals:

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..train._tolerance import solver_of
+from ..train._tolerance import solver_of, swap_solvers
 from ._measure import (
     compile_fn,
     count_loss_nfe,
@@ -78,8 +78,22 @@ def prepare_step(
     recomputation, reverse solves, reconstruction checks); `grad_error` (relative L2
     error against `reference`); `fell_back` and `reversibility_error` (the checked
     adjoint's decision).
+
+    A model whose solver has `adjoint="auto"` is measured as `fit` trains it: see
+    `prepare_auto`.
     """
     solver = solver_of(model)
+    if solver.adjoint == "auto":
+        return prepare_auto(
+            name,
+            strategy,
+            model,
+            loss,
+            data,
+            reference,
+            optimizer=optimizer,
+            counted_model=counted_model,
+        )
     step, args = loss_train_step(loss, model, data, make_optimizer(optimizer))
     compiled, compile_s = compile_fn(step, *args)
     memory = memory_of(compiled)
@@ -110,6 +124,87 @@ def prepare_step(
         "failed": stats["failed"],
     }
     return row, lambda: jax.block_until_ready(compiled(*args))
+
+
+def _with_adjoint(tree, adjoint: str, seminorm: bool):
+    if tree is None:
+        return None
+    changes = {"adjoint": adjoint, "seminorm": seminorm and adjoint != "checkpoint"}
+    return swap_solvers(tree, changes)
+
+
+def prepare_auto(
+    name: str,
+    strategy: Strategy,
+    model: eqx.Module,
+    loss: Callable,
+    data: Any,
+    reference: np.ndarray | None,
+    *,
+    optimizer: str = "sgd",
+    counted_model: eqx.Module | None = None,
+) -> tuple[dict[str, Any], Callable[[], Any]]:
+    """`prepare_step` for a model whose solver has `adjoint="auto"`: what `fit` runs,
+    a block of `check_every` training steps, the first with `"checked"`, the others with
+    the adjoint that check chose (`"backsolve"` if it passed, `"checkpoint"` if it fell
+    back; read from each block's check, as `fit` reads it).
+
+    `run()` runs one block (time it; the row's `steps_per_call` is `check_every`, by
+    which `measure_strategies` divides its times). The row is that of the chosen
+    adjoint's step (its `grad_error`: the gradient of the steps between checks), with
+    `chosen_adjoint`, `check_every`, the check's `fell_back`, `reversibility_error` and
+    gradient error (`check_grad_error`), NFE per step averaged over the block, the
+    compile times of both steps added up and the larger of their memories.
+    """
+    solver = solver_of(model)
+    every, seminorm = solver.check_every, solver.seminorm
+    variant = lambda adjoint: prepare_step(
+        name,
+        strategy,
+        _with_adjoint(model, adjoint, seminorm),
+        loss,
+        data,
+        reference,
+        optimizer=optimizer,
+        counted_model=_with_adjoint(counted_model, adjoint, seminorm),
+    )
+    check_row, check_run = variant("checked")
+    choose = lambda fell_back: "checkpoint" if fell_back else "backsolve"
+    chosen = choose(check_row["fell_back"])
+    rows, runs = {}, {}
+    rows[chosen], runs[chosen] = variant(chosen)
+
+    def block():
+        out = check_run()
+        adjoint = choose(int(out[-1].fell_back))
+        if adjoint not in runs:  # the check decided otherwise than at preparation
+            rows[adjoint], runs[adjoint] = variant(adjoint)
+        for _ in range(every - 1):
+            out = runs[adjoint]()
+        return out
+
+    row = dict(rows[chosen])
+    per_step = lambda a, b: (
+        None if a is None or b is None else round((a + (every - 1) * b) / every, 1)
+    )
+    row["nfe"] = {k: per_step(check_row["nfe"].get(k), v) for k, v in row["nfe"].items()}
+    row["memory"] = {
+        k: None if v is None else max(v, check_row["memory"][k] or 0)
+        for k, v in row["memory"].items()
+    }
+    row.update(
+        adjoint="auto",
+        solver=solver.describe(),
+        chosen_adjoint=chosen,
+        check_every=every,
+        steps_per_call=every,
+        compile_s=row["compile_s"] + check_row["compile_s"],
+        first_call_s=row["first_call_s"] + check_row["first_call_s"],
+        fell_back=check_row["fell_back"],
+        reversibility_error=check_row["reversibility_error"],
+        check_grad_error=check_row["grad_error"],
+    )
+    return row, block
 
 
 def run_adjoints(
@@ -199,7 +294,8 @@ def measure_strategies(
     (see `prepare_step`), then all `run`s timed in alternation (`interleaved_timing`,
     about `budget_s` seconds per strategy), so that a change of machine load hits them
     alike. A strategy that raises is recorded with its `error`; the others go on.
-    Strategies named in `skip` are recorded as skipped."""
+    Strategies named in `skip` are recorded as skipped. A row with `steps_per_call`
+    (`"auto"`: one call is a block of steps) has its times divided by it: ms per step."""
     skip = set(skip)
     rows, runs = [], {}
     for st in strategies:
@@ -234,13 +330,35 @@ def measure_strategies(
     )
     for row in rows:
         if row["strategy"] in timing:
+            per_call = row.get("steps_per_call", 1)
+            times = {
+                k: v / per_call if k.endswith("_ms") else v
+                for k, v in timing[row["strategy"]].items()
+            }
             row["timing"] = {
                 "compile_s": row["compile_s"],
                 "first_call_s": row["first_call_s"],
-                **timing[row["strategy"]],
+                **times,
             }
             log(f"[{name}] {row['strategy']}: {row['timing']['median_ms']:.4g} ms/step")
+    _predict_blocks(rows)
     return rows
+
+
+def _predict_blocks(rows: list[dict[str, Any]]) -> None:
+    """For an `"auto"` row timed in blocks, `timing["predicted_ms"]`: the block's cost
+    predicted from the single-call medians of `checked` and of the chosen adjoint in the
+    same run, `(checked + (N - 1) * chosen) / N` (when both were timed). Consecutive calls
+    of one compiled step run faster than calls alternating with other steps, so the
+    measured block can come out below the prediction."""
+    median = {r["strategy"]: r["timing"]["median_ms"] for r in rows if "timing" in r}
+    for r in rows:
+        every = r.get("steps_per_call")
+        if not every or "timing" not in r:
+            continue
+        checked, chosen = median.get("checked"), median.get(r["chosen_adjoint"])
+        if checked is not None and chosen is not None:
+            r["timing"]["predicted_ms"] = (checked + (every - 1) * chosen) / every
 
 
 def add_ratios(rows: list[dict[str, Any]], key: str = "ratio", baseline: str = BASELINE) -> None:

@@ -159,6 +159,27 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
         "reverse solves, checks) and VJPs (counted in a separate run). Gradient "
         "error: relative L2 against float64 at the reference tolerance listed above."
     )
+    auto = [r for r in result["rows"] if r.get("steps_per_call")]
+    if auto:
+        every = sorted({r["steps_per_call"] for r in auto})
+        chosen = ", ".join(
+            f"{r['workload']}: {r['chosen_adjoint']}"
+            + (
+                f" (predicted from the single-call medians of `checked` and "
+                f"`{r['chosen_adjoint']}`: {_num(r['timing']['predicted_ms'])} ms)"
+                if "predicted_ms" in r.get("timing", {})
+                else ""
+            )
+            for r in auto
+        )
+        out.append("")
+        out.append(
+            f"`auto` is timed as `fit` runs it: a block of {'/'.join(map(str, every))} steps "
+            "(the first with `checked`, the rest with the adjoint its check chose) per "
+            "round, divided by the block's length; its NFE are per step over the block, its "
+            "gradient error is that of the chosen adjoint (the steps between checks), its "
+            f"memory the larger of the two steps'. Chosen: {chosen}."
+        )
     out.append("")
     rows = []
     for r in result["rows"]:

@@ -77,6 +77,8 @@ def strategies() -> dict[str, Strategy]:
     - `direct`: `DirectAdjoint`.
     - `checked`: backsolve after a reverse-reconstruction check, falling back to
       checkpointing.
+    - `auto`: what `fit` runs for `adjoint="auto"`: every 50th step checked, the others
+      with the adjoint the check chose (timed as a block of 50 steps).
     - `checkpoint-unfixed`: `checkpoint` as odezoo ran it before this benchmark's
       initial-step fix (see `docs/benchmarks.md`): `dt0 = 0.01`, which is what diffrax
       0.7 uses when asked to choose.
@@ -101,6 +103,12 @@ def strategies() -> dict[str, Strategy]:
             "checked",
             {"adjoint": "checked"},
             description="backsolve after a reversibility check, else checkpoint",
+        ),
+        Strategy(
+            "auto",
+            {"adjoint": "auto"},
+            description="fit's auto adjoint: a checked step every 50, backsolve between "
+            "checks if it passed, else checkpoint",
         ),
         Strategy(
             "checkpoint-unfixed",

@@ -28,6 +28,7 @@ USER_STRATEGIES: tuple[str, ...] = (
     "backsolve-seminorm",
     "direct",
     "checked",
+    "auto",
 )
 """The strategies [`benchmark_adjoints`][odezoo.bench.benchmark_adjoints] measures by
 default (the one-solve-per-example `"*-vmap"` ones are left out: ask for them by name)."""

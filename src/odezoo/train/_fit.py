@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,11 @@ class TrainResult:
     - `history`: the training records logged by this call (dicts with `step`, `loss`,
       `nfe_forward`, `nfe_backward`, `step_time`, ...), as in `metrics.jsonl`.
     - `evals`: the evaluation records of this call.
+    - `adjoint_checks`: for a model whose solver has `adjoint="auto"`, the records of
+      this call's reversibility checks (`"kind": "adjoint"`, as in `metrics.jsonl`):
+      `step` (completed steps after the checked step), `adjoint` (the choice for the
+      steps until the next check), `reversibility_error` and `switched`; empty
+      otherwise.
     - `summary`: the final summary, as in `metrics.json`.
     - `steps_run`: the steps this call took: 0 when `resume` found a finished run
       (nothing was left to do, and its files were left as they were).
@@ -66,6 +72,7 @@ class TrainResult:
     evals: list[dict]
     summary: dict
     steps_run: int = 0
+    adjoint_checks: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def losses(self) -> np.ndarray:
@@ -93,6 +100,7 @@ class _Setup:
     mesh: jax.sharding.Mesh
     batch_size: int
     trainable_parameters: int
+    auto: Solver | None  # the model's solver, when its adjoint is "auto"
 
 
 @dataclasses.dataclass
@@ -108,9 +116,13 @@ class _State:
     resumed_from: int | None
     last_saved: int | None
     changes: dict | None = None  # the solver changes in force (tolerance schedule)
+    adjoint: str | None = None  # "auto": the adjoint chosen by the last check
+    checking: bool = False  # "auto": whether the step being taken is a check
     status: str = "completed"
     history: list[dict] = dataclasses.field(default_factory=list)
     evals: list[dict] = dataclasses.field(default_factory=list)
+    adjoint_checks: list[dict] = dataclasses.field(default_factory=list)
+    adjoint_steps: dict[str, int] = dataclasses.field(default_factory=dict)
     times: list[float] = dataclasses.field(default_factory=list)
     t_start: float = dataclasses.field(default_factory=time.perf_counter)
 
@@ -121,6 +133,16 @@ class _State:
     @property
     def solver(self) -> Solver | None:
         return solver_of(self.static)
+
+    def public(self, setup: _Setup) -> tuple[Any, Any]:
+        """`(model, opt_state)` with the user's solver: an `"auto"` adjoint, swapped to
+        the adjoint of the step for training, is swapped back (for checkpoints, the
+        saved model, the result, callbacks and evaluations)."""
+        model, opt_state = self.model, self.opt_state
+        if setup.auto is not None and self.solver.adjoint != "auto":
+            changes = {"adjoint": "auto", "seminorm": setup.auto.seminorm}
+            model, opt_state = swap_solvers((model, opt_state), changes)
+        return model, opt_state
 
 
 def fit(
@@ -189,7 +211,9 @@ def fit(
       or a list `[(step, changes), ...]` (see
       [`piecewise_tolerance`][odezoo.train.piecewise_tolerance]). The solver's fields are
       static, so every new value compiles the step again (once: values seen before
-      reuse their compiled step); change tolerances rarely.
+      reuse their compiled step); change tolerances rarely. A schedule may not change
+      the adjoint of a model whose adjoint is `"auto"`.
+
     - `evaluate`: a function `model -> dict of metrics`, called every `eval_every`
       steps and at the end; its results go to `metrics.jsonl` (`"kind": "eval"`) and
       to the summary.
@@ -217,6 +241,19 @@ def fit(
       or a directory with nothing to resume, raise [`RunDirError`][odezoo.RunDirError].
     - `mesh`: the device mesh (default [`data_mesh`][odezoo.train.data_mesh]).
     - `progress`: show a tqdm progress bar with the loss and NFE.
+
+    A model whose solver has `adjoint="auto"` (see [`Solver`][odezoo.Solver]) is
+    trained with the adjoint chosen by a reversibility check: the step taken when the
+    number of completed steps is a multiple of the solver's `check_every` (step 0
+    included) runs as `"checked"` (its gradient is backsolve's if the reverse
+    reconstruction passed, checkpointing's otherwise), and the steps until the next
+    check use `"backsolve"` if it passed and `"checkpoint"` if it fell back. Each check
+    is logged (a `"kind": "adjoint"` record in `metrics.jsonl` and
+    `TrainResult.adjoint_checks`; train records carry the step's `"adjoint"`), the
+    first decision and every switch are printed, and each of the three adjoints
+    compiles the step once. Checkpoints, the saved model and the result keep
+    `adjoint="auto"`; a resumed run continues with the choice in force at its
+    checkpoint, bit for bit as if never interrupted.
 
     Returns:
 
@@ -250,21 +287,27 @@ def fit(
         checkpoint_every=checkpoint_every,
         callback=callback,
         **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
+        auto=_auto_solver(model),
         **_open_run(run_dir, config, resume, steps),
     )
     state = _initial_state(setup, model, trainable, optimizer, key, resume)
     if state.resumed_from == steps and _finished_summary(setup) is not None:
-        return _result(state, _finished_summary(setup), steps_run=0)
+        return _result(setup, state, _finished_summary(setup), steps_run=0)
     bar = tqdm(total=steps, initial=state.step, disable=not (progress and setup.main), desc="train")
     try:
         while state.step < steps:
             _change_tolerance(setup, state)
+            _choose_adjoint(setup, state)
             record = _take_step(setup, state)
+            if state.checking:
+                _log_check(setup, state, record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4g}", nfe=record["nfe_forward"], refresh=False)
             if evaluate is not None and _due(state.step, setup.eval_every):
                 _evaluate(setup, state)
-            stop = callback(state.step, record, state.model) if callback is not None else None
+            stop = None
+            if callback is not None:
+                stop = callback(state.step, record, state.public(setup)[0])
             if _due(state.step, setup.checkpoint_every):
                 _checkpoint(setup, state)
             if stop is True:
@@ -303,6 +346,12 @@ def _key_parts(key):
     if key.dtype == jnp.uint32:  # a legacy jax.random.PRNGKey
         return key, None
     raise InputError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}")
+
+
+def _auto_solver(model) -> Solver | None:
+    """The model's solver when its adjoint is `"auto"` (chosen by `fit`'s checks)."""
+    solver = solver_of(model)
+    return solver if solver is not None and solver.adjoint == "auto" else None
 
 
 def _prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh) -> dict:
@@ -388,7 +437,26 @@ def _initial_state(setup: _Setup, model, trainable, optimizer, key, resume: bool
         start=start,
         resumed_from=resumed_from,
         last_saved=last_saved,
+        adjoint=_adjoint_in_force(setup, start),
     )
+
+
+def _adjoint_in_force(setup: _Setup, step: int) -> str | None:
+    """For `"auto"`, the adjoint chosen by the last check at or before `step`, from the
+    run's log (`None`: a fresh run, or no check logged; the next step checks)."""
+    if setup.auto is None or step == 0 or setup.run is None:
+        return None
+    checks = [r for r in setup.run.records() if r.get("kind") == "adjoint" and r["step"] <= step]
+    if checks:
+        return checks[-1]["adjoint"]
+    if step % setup.auto.check_every:
+        _say(
+            setup,
+            f"fit: resuming at step {step}: metrics.jsonl holds no adjoint check of "
+            "adjoint='auto', so the next step checks again (the run will not be bit-identical "
+            "to an uninterrupted one)",
+        )
+    return None
 
 
 def _strong(tree):
@@ -416,10 +484,80 @@ def _change_tolerance(setup: _Setup, state: _State) -> None:
     """Apply the tolerance schedule's solver changes for this step, if they changed."""
     changes = resolve_changes(setup.schedule, state.step)
     if changes is not None and changes != state.changes:
+        _check_schedule(setup, changes, state.step)
         state.params, state.static, state.opt_state = swap_solvers(
             (state.params, state.static, state.opt_state), changes
         )
         state.changes = changes
+
+
+_AUTO_FIELDS = ("adjoint", "seminorm", "check_every")
+
+
+def _check_schedule(setup: _Setup, changes: dict, step: int) -> None:
+    """A tolerance schedule may not fight the `"auto"` adjoint's choices."""
+    touched = [k for k in _AUTO_FIELDS if k in changes]
+    if (setup.auto is not None and touched) or changes.get("adjoint") == "auto":
+        raise InputError(
+            f"the tolerance schedule changes {touched} at step {step}, but the adjoint "
+            "'auto' chooses the adjoint itself: set adjoint='auto' (and check_every) on the "
+            "model's solver and leave them out of the schedule, or use another adjoint"
+        )
+
+
+def _choose_adjoint(setup: _Setup, state: _State) -> None:
+    """For `"auto"`: swap the solvers to the adjoint of the step about to be taken,
+    `"checked"` at a check (every `check_every` completed steps, and whenever no choice
+    is in force), else the last check's choice."""
+    if setup.auto is None:
+        return
+    state.checking = state.adjoint is None or state.step % setup.auto.check_every == 0
+    adjoint = "checked" if state.checking else state.adjoint
+    if state.solver.adjoint != adjoint:
+        changes = {"adjoint": adjoint, "seminorm": setup.auto.seminorm and adjoint != "checkpoint"}
+        state.params, state.static, state.opt_state = swap_solvers(
+            (state.params, state.static, state.opt_state), changes
+        )
+    state.adjoint_steps[adjoint] = state.adjoint_steps.get(adjoint, 0) + 1
+
+
+def _log_check(setup: _Setup, state: _State, record: dict) -> None:
+    """Record the check just taken and the adjoint it chooses for the next steps."""
+    error = record.get("reversibility_error")
+    adjoint = "backsolve" if record.get("fell_back") == 0 else "checkpoint"
+    previous, state.adjoint = state.adjoint, adjoint
+    switched = previous is not None and previous != adjoint
+    rec = {
+        "kind": "adjoint",
+        "step": state.step,
+        "adjoint": adjoint,
+        "reversibility_error": error,
+        "check_threshold": setup.auto.check_threshold,
+        "switched": switched,
+    }
+    state.adjoint_checks.append(rec)
+    if setup.run is not None:
+        setup.run.append(rec)
+    if previous is None or switched:
+        threshold = f"check_threshold {setup.auto.check_threshold:g}"
+        if error is None:
+            why = "reversibility error not finite"
+        else:
+            why = f"reversibility error {error:.3g} {'<=' if adjoint == 'backsolve' else '>'} "
+            why += threshold
+        what = f"switched {previous} -> {adjoint}" if switched else f"chose {adjoint}"
+        every = setup.auto.check_every
+        _say(
+            setup,
+            f"fit: step {state.step}: adjoint 'auto' {what} ({why}); next check at step "
+            f"{(state.step - 1) // every * every + every + 1}",
+        )
+
+
+def _say(setup: _Setup, message: str) -> None:
+    """A message to the user on stderr (through tqdm, so that a progress bar stays intact)."""
+    if setup.main:
+        tqdm.write(message, file=sys.stderr)
 
 
 def _take_step(setup: _Setup, state: _State) -> dict:
@@ -494,7 +632,7 @@ def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -
         checkpoint=str(run.checkpoint)
         if run is not None and state.last_saved is not None
         else None,
-        model=localize(state.model) if alive else None,
+        model=localize(state.public(setup)[0]) if alive else None,
     )
 
 
@@ -512,6 +650,9 @@ def _record(
         rec["rejected_steps"] = json_number(stats.num_rejected_steps)
         if solver is not None and solver.adjoint == "checked":
             rec["fell_back"] = json_number(stats.fell_back)
+            rec["reversibility_error"] = json_number(stats.reversibility_error)
+    if setup.auto is not None:
+        rec["adjoint"] = solver.adjoint
     rec.update({f"penalty_{name}": json_number(v) for name, v in penalties.items()})
     if state.changes is not None:
         rec.update({f"solver_{k}": json_number(v) for k, v in state.changes.items()})
@@ -523,7 +664,7 @@ def _record(
 
 
 def _evaluate(setup: _Setup, state: _State) -> None:
-    metrics = setup.evaluate(localize(state.model))
+    metrics = setup.evaluate(localize(state.public(setup)[0]))
     rec = {"kind": "eval", "step": state.step, **{k: json_number(v) for k, v in metrics.items()}}
     state.evals.append(rec)
     if setup.run is not None:
@@ -534,10 +675,11 @@ def _checkpoint(setup: _Setup, state: _State) -> None:
     if setup.run is None:
         return
     if setup.main:
+        model, opt_state = state.public(setup)
         save_checkpoint(
             setup.run.checkpoint,
-            model=state.model,
-            opt_state=state.opt_state,
+            model=model,
+            opt_state=opt_state,
             step=state.step,
             key=state.key_data,
             config_hash=setup.config_hash,
@@ -565,22 +707,24 @@ def _finish(setup: _Setup, state: _State) -> TrainResult:
     run = setup.run
     if run is not None:
         if setup.main:
-            save_model(run.file(RunDir.MODEL), localize(state.model))
+            save_model(run.file(RunDir.MODEL), localize(state.public(setup)[0]))
         run.write_summary(summary)
         run.write_figure(title=Path(run.path).name)
-    return _result(state, summary, steps_run=state.step - state.start)
+    return _result(setup, state, summary, steps_run=state.step - state.start)
 
 
-def _result(state: _State, summary: dict, steps_run: int) -> TrainResult:
+def _result(setup: _Setup, state: _State, summary: dict, steps_run: int) -> TrainResult:
+    model, opt_state = state.public(setup)
     return TrainResult(
-        model=localize(state.model),
-        opt_state=localize(state.opt_state),
+        model=localize(model),
+        opt_state=localize(opt_state),
         step=state.step,
         key=localize(state.key_data),
         history=state.history,
         evals=state.evals,
         summary=summary,
         steps_run=steps_run,
+        adjoint_checks=state.adjoint_checks,
     )
 
 
@@ -619,5 +763,10 @@ def _summary(setup: _Setup, state: _State, **extra) -> dict:
         "jax_version": jax.__version__,
         "eval": {k: v for k, v in evals[-1].items() if k != "kind"} if evals else None,
     }
+    if setup.auto is not None:
+        # Steps this process took with each adjoint, and its checks' choices.
+        out["adjoint_steps"] = dict(state.adjoint_steps)
+        out["adjoint_checks"] = len(state.adjoint_checks)
+        out["adjoint_final"] = state.adjoint
     out.update(extra)
     return out

@@ -66,8 +66,9 @@ class RunDir:
     """Files of one training run.
 
     - `config.json`: the run's config (rebuilds model, data and loss; see `odezoo.config`).
-    - `metrics.jsonl`: one JSON object per logged step (`"kind": "train"`) and per
-      evaluation (`"kind": "eval"`).
+    - `metrics.jsonl`: one JSON object per logged step (`"kind": "train"`), per
+      evaluation (`"kind": "eval"`) and, for `adjoint="auto"`, per reversibility check
+      (`"kind": "adjoint"`).
     - `metrics.json`: the final summary.
     - `training.png`: loss and NFE against step.
     - `checkpoint.ckpt`: the latest checkpoint.
