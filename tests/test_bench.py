@@ -396,3 +396,22 @@ def test_auto_is_timed_as_fit_runs_it():
     assert 0 < t["median_ms"] < 3 * max(checked, back)  # per step, not per block
     md = bench.write_report("adjoints", result, tempfile.mkdtemp())[1].read_text()
     assert "| model | auto-3 |" in md and "Chosen: model: backsolve" in md
+
+
+def test_auto_peer_is_timed_in_blocks_as_fit_runs_it():
+    # At 1e-3 the toy's reverse solve reconstructs its input (at its own 1.4e-8 it does
+    # not, in float32), so auto's check chooses backsolve: the default's loss, per step.
+    wl = dataclasses.replace(bench.workloads(quick=True)["toy"], rtol=1e-3, atol=1e-3)
+    result = bench.run_peers(
+        [wl], include=["odezoo", "odezoo-auto"], budget_s=0.0, min_rounds=2, max_rounds=2,
+        log=lambda _: None,
+    )  # fmt: skip
+    auto = result["rows"][0]["contenders"]["odezoo-auto"]
+    default = result["rows"][0]["contenders"]["odezoo"]
+    assert auto["steps_per_call"] == auto["check_every"] == 50
+    assert auto["chosen_adjoint"] == "backsolve" and auto["reversibility_error"] < 10
+    assert auto["loss"] == pytest.approx(default["loss"], rel=1e-6)
+    # per step, not per block of 50
+    assert 0 < auto["median_ms"] < 5 * default["median_ms"]
+    md = bench.write_report("peers", result, tempfile.mkdtemp())[1].read_text()
+    assert "| toy | odezoo-auto (backsolve) |" in md

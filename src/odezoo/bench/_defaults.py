@@ -11,6 +11,7 @@ CONTENDERS: tuple[str, ...] = (
     "odezoo",
     "odezoo-unfixed",
     "odezoo-backsolve",
+    "odezoo-auto",
     "jax-experimental-ode",
     "torchdiffeq-odeint",
     "torchdiffeq-adjoint",
