@@ -26,3 +26,22 @@ def x64():
     """Run a test in float64 (for finite-difference and closed-form comparisons)."""
     with jax.enable_x64(True):
         yield
+
+
+# The heaviest files first: with `--dist loadfile` each file runs on one worker, in the
+# order collected, so a heavy file collected last would leave the other worker idle at
+# the end (the longest-first rule keeps the two workers' loads within one small file).
+_HEAVY_FIRST = [
+    "test_series.py",
+    "test_docs.py",
+    "test_bench.py",
+    "test_models.py",
+    "test_solver.py",
+    "test_regularisation.py",
+    "test_train.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -201,6 +201,7 @@ def _user_model(rtol):
     return odezoo.ODENet(2, dynamics=_Cubic(eqx.nn.Linear(2, 2, key=k1)), solver=solver, key=k2)
 
 
+@pytest.mark.slow
 def test_benchmark_adjoints_on_a_user_defined_model():
     x = jax.random.normal(jax.random.key(1), (8, 2))
     batch = (x, 0.5 * x)
@@ -244,6 +245,7 @@ def test_benchmark_adjoints_refuses_a_model_without_an_ode():
         bench.benchmark_adjoints(_user_model(1e-3), (jnp.ones((2, 2)),) * 2, strategies=["x"])
 
 
+@pytest.mark.slow
 def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
     from odezoo.cli import main
 
@@ -339,6 +341,7 @@ def test_spiral_and_torchode_on_the_same_weights():
     assert relative_error(grad, ref) < 1e-4
 
 
+@pytest.mark.slow
 def test_precision_quick_cli_and_front(tmp_path):
     argv = ["precision", "--quick", "--workloads", "spiral", "--strategies", "checkpoint"]
     argv += ["--peers", "jax-experimental-ode", "--out", str(tmp_path)]

@@ -121,6 +121,7 @@ def test_docstring_example_runs(name, code, tmp_path, monkeypatch):
         exec(compile(code, f"<docstring of {name}>", "exec"), namespace)
 
 
+@pytest.mark.slow
 def test_tutorial_code_blocks_run():
     text = (DOCS / "tutorial.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -156,6 +157,7 @@ def test_zoo_cards_link_other_entries_and_print_no_none():
     assert "[`seed-cubic-odenet`](../seed-cubic-odenet/card.md)" in text
 
 
+@pytest.mark.slow
 def test_series_page_code_blocks_run():
     text = (DOCS / "series.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -346,6 +346,7 @@ def test_generators_shapes_and_laws():
 # -- the one fit loop trains every family ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_runs_each_family():
     key = jax.random.key(0)
     periodic = odezoo.data.periodic(4, 6, key=key)

@@ -174,6 +174,7 @@ def _tiny_entry(root: Path) -> str:
     return name
 
 
+@pytest.mark.slow
 def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
     """Train a tiny entry, build its card, then retrain it from its config: the card
     reproduces (bit for bit on one machine); after tampering with the card it does not,
