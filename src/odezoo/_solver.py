@@ -307,7 +307,7 @@ class Solver(eqx.Module):
           `check_every`-th step runs as `"checked"`, and the steps until the next check
           use `"backsolve"` if its reversibility check passed, `"checkpoint"` if it fell
           back (each decision is logged). Outside `fit` it solves and differentiates
-          exactly as `"checkpoint"`. See the [adjoint guide](adjoints.md#the-auto-adjoint)
+          exactly as `"checkpoint"`. See the [adjoint guide](../adjoints.md#the-auto-adjoint)
           for where it must not be used.
     - `checkpoints`: number of checkpoints for `"checkpoint"` (`None`: diffrax's choice,
       about `sqrt(2 * max_steps)`).
