@@ -56,6 +56,7 @@ def test_strategy_checkpoint_factor():
     assert solver.checkpoints == 4 * 90  # diffrax's default for max_steps=4096 is 90
 
 
+@pytest.mark.slow
 def test_adjoints_quick_cli_writes_json_markdown_and_sane_numbers(tmp_path):
     argv = [
         "adjoints",
@@ -370,6 +371,7 @@ def test_precision_quick_cli_and_front(tmp_path):
     assert [r["contender"] for r in precision_front(rows)] == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_auto_is_timed_as_fit_runs_it():
     # A block of check_every steps per timed call: the first checked, the others with the
     # chosen adjoint; the row is the chosen adjoint's, its times per step.
@@ -401,6 +403,7 @@ def test_auto_is_timed_as_fit_runs_it():
     assert "| model | auto-3 |" in md and "Chosen: model: backsolve" in md
 
 
+@pytest.mark.slow
 def test_auto_peer_is_timed_in_blocks_as_fit_runs_it():
     # At 1e-3 the toy's reverse solve reconstructs its input (at its own 1.4e-8 it does
     # not, in float32), so auto's check chooses backsolve: the default's loss, per step.

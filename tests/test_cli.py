@@ -293,6 +293,7 @@ def _cli(args, env, cwd):
     )
 
 
+@pytest.mark.slow
 def test_train_then_eval_round_trip(tmp_path, capsys):
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)

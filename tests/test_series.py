@@ -184,6 +184,7 @@ class _Diffusion(eqx.Module):
         return self.b * (1.0 + 0.5 * jnp.tanh(y))
 
 
+@pytest.mark.slow
 def test_sde_backsolve_reversible_heun_against_checkpoint(x64):
     """Backsolve with reversible Heun against checkpointing (the discrete gradient) on
     an SDE with multiplicative noise, saved at irregular times: they agree to O(dt0)
