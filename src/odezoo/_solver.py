@@ -496,6 +496,20 @@ def forward_evaluations(solver: Solver, num_steps: Array) -> Array:
     return init + per_step * num_steps
 
 
+def auto_phase(auto: Solver, adjoint: str) -> dict[str, Any]:
+    """The solver changes that turn `auto` (a solver with `adjoint="auto"`) into one
+    phase of it: `"checked"` at a check, then `"backsolve"` or `"checkpoint"`. The
+    seminorm applies to the phases that solve backwards (checkpointing refuses it)."""
+    return {"adjoint": adjoint, "seminorm": auto.seminorm and adjoint != "checkpoint"}
+
+
+def auto_choice(fell_back) -> str:
+    """The adjoint `"auto"` trains with after a check: `"backsolve"` when the checked
+    step's reconstruction passed (`fell_back == 0`), `"checkpoint"` otherwise (it fell
+    back, or its flag is missing)."""
+    return "backsolve" if fell_back == 0 else "checkpoint"
+
+
 def backward_evaluations(solver: Solver, kind: str, nfe: Array) -> Array:
     """VJPs of the field in a backward pass through a solve of `kind` (see `SolveStats`;
     `"auto"` outside `fit` is `"checkpoint"`)."""

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._solver import Solver, auto_choice, auto_phase
 from ..train._tolerance import solver_of, swap_solvers
 from ._measure import (
     compile_fn,
@@ -126,11 +127,8 @@ def prepare_step(
     return row, lambda: jax.block_until_ready(compiled(*args))
 
 
-def _with_adjoint(tree, adjoint: str, seminorm: bool):
-    if tree is None:
-        return None
-    changes = {"adjoint": adjoint, "seminorm": seminorm and adjoint != "checkpoint"}
-    return swap_solvers(tree, changes)
+def _with_adjoint(tree, auto: Solver, adjoint: str):
+    return None if tree is None else swap_solvers(tree, auto_phase(auto, adjoint))
 
 
 def prepare_auto(
@@ -157,26 +155,25 @@ def prepare_auto(
     compile times of both steps added up and the larger of their memories.
     """
     solver = solver_of(model)
-    every, seminorm = solver.check_every, solver.seminorm
+    every = solver.check_every
     variant = lambda adjoint: prepare_step(
         name,
         strategy,
-        _with_adjoint(model, adjoint, seminorm),
+        _with_adjoint(model, solver, adjoint),
         loss,
         data,
         reference,
         optimizer=optimizer,
-        counted_model=_with_adjoint(counted_model, adjoint, seminorm),
+        counted_model=_with_adjoint(counted_model, solver, adjoint),
     )
     check_row, check_run = variant("checked")
-    choose = lambda fell_back: "checkpoint" if fell_back else "backsolve"
-    chosen = choose(check_row["fell_back"])
+    chosen = auto_choice(check_row["fell_back"])
     rows, runs = {}, {}
     rows[chosen], runs[chosen] = variant(chosen)
 
     def block():
         out = check_run()
-        adjoint = choose(int(out[-1].fell_back))
+        adjoint = auto_choice(int(out[-1].fell_back))
         if adjoint not in runs:  # the check decided otherwise than at preparation
             rows[adjoint], runs[adjoint] = variant(adjoint)
         for _ in range(every - 1):

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._solver import auto_choice, auto_phase
 from ._defaults import CONTENDERS
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
 from ._report import cpu_count
@@ -452,12 +453,10 @@ def _odezoo_contender(wl: Workload, weights, solver, optimizer: str, info: dict)
     if solver.adjoint != "auto":
         run, info["compile_s"] = compiled_step(solver)
     else:
-        check, check_s = compiled_step(solver.replace(adjoint="checked"))
+        check, check_s = compiled_step(solver.replace(**auto_phase(solver, "checked")))
         stats = check()[4]
-        chosen = "checkpoint" if int(stats.fell_back) else "backsolve"
-        steady, steady_s = compiled_step(
-            solver.replace(adjoint=chosen, seminorm=solver.seminorm and chosen == "backsolve")
-        )
+        chosen = auto_choice(int(stats.fell_back))
+        steady, steady_s = compiled_step(solver.replace(**auto_phase(solver, chosen)))
         every = solver.check_every
         info.update(
             compile_s=check_s + steady_s,

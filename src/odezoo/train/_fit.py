@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .._counting import count_evaluations
 from .._errors import InputError, TrainingError
-from .._solver import Solver
+from .._solver import Solver, auto_choice, auto_phase
 from ._checkpoint import load_checkpoint, save_checkpoint, save_model
 from ._data import BatchSource
 from ._failure import Failure, failure_name
@@ -514,9 +514,8 @@ def _choose_adjoint(setup: _Setup, state: _State) -> None:
     state.checking = state.adjoint is None or state.step % setup.auto.check_every == 0
     adjoint = "checked" if state.checking else state.adjoint
     if state.solver.adjoint != adjoint:
-        changes = {"adjoint": adjoint, "seminorm": setup.auto.seminorm and adjoint != "checkpoint"}
         state.params, state.static, state.opt_state = swap_solvers(
-            (state.params, state.static, state.opt_state), changes
+            (state.params, state.static, state.opt_state), auto_phase(setup.auto, adjoint)
         )
     state.adjoint_steps[adjoint] = state.adjoint_steps.get(adjoint, 0) + 1
 
@@ -524,7 +523,7 @@ def _choose_adjoint(setup: _Setup, state: _State) -> None:
 def _log_check(setup: _Setup, state: _State, record: dict) -> None:
     """Record the check just taken and the adjoint it chooses for the next steps."""
     error = record.get("reversibility_error")
-    adjoint = "backsolve" if record.get("fell_back") == 0 else "checkpoint"
+    adjoint = auto_choice(record.get("fell_back"))
     previous, state.adjoint = state.adjoint, adjoint
     switched = previous is not None and previous != adjoint
     rec = {
