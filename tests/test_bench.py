@@ -246,6 +246,23 @@ def test_benchmark_adjoints_refuses_a_model_without_an_ode():
         bench.benchmark_adjoints(_user_model(1e-3), (jnp.ones((2, 2)),) * 2, strategies=["x"])
 
 
+def test_benchmark_adjoints_on_a_regularised_loss():
+    # A penalised loss returns LossAux, not SolveStats (the rnode entries failed with an
+    # AttributeError). With a key, its Jacobian penalty uses Hutchinson probes, which the
+    # float64 reference must draw alike: other probes showed as a 15% "gradient error".
+    from odezoo.train import penalised
+
+    x = jax.random.normal(jax.random.key(1), (8, 2))
+    loss = penalised("mse", odezoo.Regularisation(kinetic=0.1, jacobian=0.1))
+    result = bench.benchmark_adjoints(
+        _user_model(1e-7), (x, 0.5 * x), loss, strategies=["checkpoint"],
+        budget_s=0.0, min_reps=1, max_reps=1, count=False, reference_tol=1e-9,
+    )  # fmt: skip
+    (row,) = result["rows"]
+    assert "error" not in row
+    assert row["grad_error"] < 1e-4
+
+
 @pytest.mark.slow
 def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
     from odezoo.cli import main

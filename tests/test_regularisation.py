@@ -263,3 +263,16 @@ def test_training_with_a_regulariser_needs_fewer_evaluations():
         if name == "taynode":
             assert result.history[-1]["penalty_taylor"] > 0
     assert final["taynode"] < 0.9 * final["plain"], final
+
+
+def test_gaussian_probe_is_the_same_in_float32_and_float64():
+    # jax.random.normal draws other numbers in float64; a float64 check of a float32
+    # Hutchinson estimate must see the same probe.
+    from odezoo._regularisation import gaussian_probe
+
+    key = jax.random.key(3)
+    with jax.enable_x64(True):
+        p64 = gaussian_probe(key, (4, 3), jnp.float64)
+    p32 = gaussian_probe(key, (4, 3), jnp.float32)
+    assert p64.dtype == jnp.float64 and p32.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(p64), np.asarray(p32, np.float64))

@@ -185,6 +185,7 @@ def benchmark_adjoints(
     ```
     """
     from ..train import get_loss
+    from ..train._penalised import split_aux
 
     log = log or (lambda _: None)
     chosen = _pick_strategies(strategies)
@@ -204,7 +205,8 @@ def benchmark_adjoints(
     batch = jax.tree_util.tree_map(jnp.asarray, batch)
 
     def objective(m, data):
-        value, stats = user_loss(m, data[0], data[1])
+        value, aux = user_loss(m, data[0], data[1])
+        stats, _ = split_aux(aux)  # a penalised (regularised) loss returns LossAux
         if stats is None:
             raise InputError(
                 "the loss returned no SolveStats: give a loss that returns the model's "

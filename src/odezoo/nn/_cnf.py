@@ -13,7 +13,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._backsolve import AbstractDerivativeField
 from .._errors import InputError
-from .._regularisation import Regularisation, penalised_solve
+from .._regularisation import Regularisation, gaussian_probe, penalised_solve
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
@@ -203,7 +203,7 @@ class CNF(AbstractODEModel):
             )
         if self.fields[0].probe == "rademacher":
             return jax.random.rademacher(key, shape, dtype=dtype)
-        return jax.random.normal(key, shape, dtype=dtype)
+        return gaussian_probe(key, shape, dtype)
 
     def _flow(self, x: Array, key, *, batched: bool):
         """Data to base: returns `(log p(x), regularisers (..., 2), stats)`."""
