@@ -16,10 +16,19 @@ contenders timed in alternation, the pieces docs/benchmarks.md ("What is left") 
    first S steps' residuals (a bounded loop) and checkpoints the rest.
 5. `cnf`: the ffjord-checkerboard zoo entry's training gradient (batch 100, exact trace)
    through odezoo against a hand-written diffrax CNF with the same module and weights.
+6. `floor-mlp`, `floor-conv`: the evaluation floor of one training gradient (issue 12):
+   `n` evaluations of the workload's field chained in one compiled loop, the same with
+   their backward pass kept on a tape (the least any adjoint pays for `n` forward
+   evaluations and their gradient), and `n` VJPs that recompute the field (the reverse
+   solve's unit of work); the same in PyTorch; next to odezoo's default and backsolve,
+   torchode and torchdiffeq's `odeint`, all timed in alternation. The report derives
+   each odezoo strategy's floor from its counted evaluations.
 
     python benchmarks/cpu_gap.py [--threads 2] [--out benchmarks/results]
+    python benchmarks/cpu_gap.py --sections floor-mlp,floor-conv --name floor
 
-Needs the `peers` extra (torch, torchdiffeq). Writes `cpu_gap.json` and `cpu_gap.md`.
+Needs the `peers` extra (torch, torchdiffeq; torchode for the floor). Writes
+`NAME.json` and `NAME.md` (`--name`, default `cpu_gap`).
 """
 
 from __future__ import annotations
@@ -241,6 +250,113 @@ def cnf_against_hand_written():
     return timing
 
 
+def floor(torch, torchdiffeq, name="mlp", n=20):
+    """The evaluation floor of one training gradient on workload `name` (see the module
+    docstring, item 6). `n` is torchode's and `odeint`'s forward count on these
+    workloads (odezoo makes one more, and two for its initial step)."""
+    from odezoo.bench._measure import count_nfe
+    from odezoo.bench._peers import torchode_solve
+
+    wl = workloads()[name]
+    weights = wl.weights()
+    data = {k: jnp.asarray(v) for k, v in wl.data().items()}
+    problem = wl.build(weights).ode(data["x"])
+    field, y0, h = problem.field, problem.y0, 0.05 / wl.t1
+    f = lambda fld, y: jax.vmap(fld, in_axes=(None, 0, None))(0.3, y, None)
+
+    def chain(fld, y):  # n evaluations, each depending on the last (explicit Euler)
+        y, _ = jax.lax.scan(lambda z, _: (z + h * f(fld, z), None), y, length=n)
+        return jnp.sum(y**2)
+
+    def tape(fld, y):  # unrolled: XLA keeps every evaluation's residuals, recomputes none
+        for _ in range(n):
+            y = y + h * f(fld, y)
+        return jnp.sum(y**2)
+
+    def vjps(fld, y):  # n VJPs that each evaluate the field again (a reverse solve's work)
+        def body(carry, _):
+            z, a, g = carry
+            out, pull = jax.vjp(f, fld, z)
+            g_fld, g_z = pull(a)
+            return (z - h * out, a + h * g_z, jax.tree.map(jnp.add, g, g_fld)), None
+
+        g0 = jax.tree.map(jnp.zeros_like, eqx.filter(fld, eqx.is_array))
+        return jax.lax.scan(body, (y, y, g0), length=n)[0]
+
+    base = wl.solver()
+    solvers = {
+        "odezoo default (checkpoint)": base,
+        "odezoo backsolve": base.replace(adjoint="backsolve"),
+    }
+    runs, losses = {}, {}
+    for k, s in solvers.items():
+        runs[k], losses[k] = _gradient_fn(wl, weights, data, s)
+    grad = lambda fn: eqx.filter_jit(eqx.filter_value_and_grad(fn))
+
+    def diffrax_loss(fld, y, adjoint):  # the same solve, written directly against diffrax
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, z, fld: f(fld, z)), diffrax.Dopri5(), 0.0, wl.t1, None,
+            y, args=fld, stepsize_controller=diffrax.PIDController(rtol=wl.rtol, atol=wl.atol),
+            adjoint=adjoint, max_steps=base.max_steps,
+        )  # fmt: skip
+        return wl.loss_from_output(sol.ys[-1], data)
+
+    for label, adjoint in [
+        ("checkpoint", diffrax.RecursiveCheckpointAdjoint()),
+        ("backsolve", diffrax.BacksolveAdjoint()),
+    ]:
+        fn = grad(ft.partial(diffrax_loss, adjoint=adjoint))
+        runs[f"diffrax alone, {label}"] = _blocking(fn, field, y0)
+        losses[f"diffrax alone, {label}"] = float(fn(field, y0)[0])
+    runs[f"XLA: {n} evaluations"] = _blocking(eqx.filter_jit(chain), field, y0)
+    runs[f"XLA: {n} evaluations + backward, kept"] = _blocking(grad(tape), field, y0)
+    runs[f"XLA: {n} VJPs, recomputed"] = _blocking(eqx.filter_jit(vjps), field, y0)
+
+    tf = torch_field(wl, weights)
+    np_data = wl.data()
+    ty, tt = torch.from_numpy(np.array(y0)), torch.tensor(0.3)
+
+    def torch_chain():
+        with torch.no_grad():
+            y = ty
+            for _ in range(n):
+                y = y + h * tf(tt, y)
+
+    def torch_tape():
+        tf.zero_grad()
+        y = ty
+        for _ in range(n):
+            y = y + h * tf(tt, y)
+        (y**2).sum().backward()
+
+    def torch_step(solve):
+        def step():
+            tf.zero_grad()
+            torch_loss(wl, tf, np_data, solve).backward()
+
+        return step
+
+    runs[f"torch: {n} evaluations"] = torch_chain
+    runs[f"torch: {n} evaluations + backward, kept"] = torch_tape
+    runs["torchode"] = torch_step(torchode_solve(wl))
+    odeint = lambda fn, y, t: torchdiffeq.odeint(fn, y, t, rtol=wl.rtol, atol=wl.atol)
+    runs["torchdiffeq odeint"] = torch_step(odeint)
+    timing = interleaved_timing(runs, rounds=20)
+
+    for k, loss in losses.items():
+        timing[k]["loss"] = loss
+    per_eval = timing[f"XLA: {n} evaluations"]["median_ms"] / n
+    per_vjp = timing[f"XLA: {n} VJPs, recomputed"]["median_ms"] / n
+    for k, s in solvers.items():
+        counts = count_nfe(wl, weights, s)
+        fwd = int(wl.loss(wl.build(weights, s), data)[1].nfe)
+        bwd_f, bwd_vjp = counts["total_evals"] - fwd, counts["vjps"]
+        # every backward VJP evaluates f once itself; the rest of the backward f is recomputation
+        est = (fwd + bwd_f - bwd_vjp) * per_eval + bwd_vjp * per_vjp
+        timing[k].update(fwd=fwd, bwd_f=bwd_f, bwd_vjp=bwd_vjp, floor_ms=est)
+    return timing
+
+
 def markdown(result) -> str:
     lines = preamble("Where the CPU time goes (benchmarks/cpu_gap.py)", result)
     for section, rows in result["sections"].items():
@@ -248,6 +364,12 @@ def markdown(result) -> str:
         body = []
         for name, r in rows.items():
             extra = ", ".join(f"{k} {v:.6g}" for k, v in r.items() if k in ("loss", "steps"))
+            if "floor_ms" in r:
+                extra += (
+                    "; "
+                    f"{r['fwd']} f + {r['bwd_f']} f, {r['bwd_vjp']} VJPs backward; floor "
+                    f"{r['floor_ms']:.3g} ms, step / floor {r['median_ms'] / r['floor_ms']:.2f}"
+                )
             spread = f"{r['p25_ms']:.3g}–{r['p75_ms']:.3g}"
             body.append([name, f"{r['median_ms']:.3g}", spread, extra])
         lines.append(table(["contender", "median ms", "p25–p75", ""], body))
@@ -258,6 +380,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="cpu_gap", help="output file name, without suffix")
+    parser.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated keys (default: all "
+        "but the floors): gemm, field, mlp, toy, conv, cnf, floor-mlp, floor-conv",
+    )
     args = parser.parse_args()
     import torch
     import torchdiffeq
@@ -266,20 +395,29 @@ def main():
     result = {"environment": environment()}
     result["torch_threads"] = args.threads
     result["sections"] = {}
-    steps = [
-        ("gemm", lambda: gemm(torch)),
-        ("field and composition", lambda: field_and_composition(torch)),
-        ("MLP training gradient", lambda: adjoints(torch, torchdiffeq)),
-        ("toy training gradient", lambda: adjoints(torch, torchdiffeq, "toy", stores=())),
-        ("conv training gradient", lambda: adjoints(torch, torchdiffeq, "conv", stores=())),
-        ("CNF against hand-written diffrax", cnf_against_hand_written),
-    ]
-    for name, run in steps:
+    steps = {
+        "gemm": ("gemm", lambda: gemm(torch)),
+        "field": ("field and composition", lambda: field_and_composition(torch)),
+        "mlp": ("MLP training gradient", lambda: adjoints(torch, torchdiffeq)),
+        "toy": ("toy training gradient", lambda: adjoints(torch, torchdiffeq, "toy", stores=())),
+        "conv": (
+            "conv training gradient",
+            lambda: adjoints(torch, torchdiffeq, "conv", stores=()),
+        ),
+        "cnf": ("CNF against hand-written diffrax", cnf_against_hand_written),
+        "floor-mlp": ("MLP evaluation floor", lambda: floor(torch, torchdiffeq, "mlp")),
+        "floor-conv": ("conv evaluation floor", lambda: floor(torch, torchdiffeq, "conv")),
+    }
+    keys = args.sections.split(",") if args.sections else [k for k in steps if "floor" not in k]
+    unknown = sorted(set(keys) - set(steps))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(steps)}")
+    for name, run in (steps[k] for k in keys):
         print(f"measuring {name} ...", flush=True)
         result["sections"][name] = run()
         out = Path(args.out)  # written after each section, so a failure keeps the rest
-        write_json(out / "cpu_gap.json", result)
-        (out / "cpu_gap.md").write_text(markdown(result))
+        write_json(out / f"{args.name}.json", result)
+        (out / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

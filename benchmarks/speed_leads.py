@@ -22,6 +22,7 @@ step's arguments (dispatch), odezoo's step through `eqx.filter_jit` and through
 and `jax.experimental.ode`; and K training steps per compiled call (`lax.scan`).
 
     python benchmarks/speed_leads.py cnf|toy [--budget 20] [--out DIR]
+    python benchmarks/speed_leads.py toy --tol 1e-5           # the toy at another tolerance
     python benchmarks/speed_leads.py adjoint --workload mlp   # field and solve level
     python benchmarks/speed_leads.py reverse --workload conv  # the two reverse solvers
 """
@@ -29,6 +30,7 @@ and `jax.experimental.ode`; and K training steps per compiled call (`lax.scan`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -378,9 +380,14 @@ def main():
     parser.add_argument(
         "--names", default="checkpoint,backsolve-diffrax,backsolve,jax-experimental-ode"
     )
+    parser.add_argument(
+        "--tol", type=float, default=None, help="for `toy`: rtol = atol (default: 1.4e-8)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     a = parser.parse_args()
     wls = workloads(quick=a.quick)
+    if a.tol is not None:
+        wls["toy"] = dataclasses.replace(wls["toy"], rtol=a.tol, atol=a.tol)
     out = {"part": a.part, "load_average": list(__import__("os").getloadavg())}
     if a.part in ("cnf", "cnf-field", "adjoint"):
         name = "cnf" if a.part != "adjoint" else a.workload
@@ -398,6 +405,7 @@ def main():
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
         suffix = f"-{a.workload}" if a.part in ("adjoint", "reverse") else ""
+        suffix += f"-tol{a.tol:g}" if a.part == "toy" and a.tol is not None else ""
         path = a.out / f"speed_{a.part}{suffix}.json"
         path.write_text(json.dumps(out, indent=1, default=float))
 
