@@ -264,6 +264,22 @@ def test_benchmark_adjoints_on_a_regularised_loss():
 
 
 @pytest.mark.slow
+def test_benchmark_adjoints_on_an_sde_entry_times_without_a_reference(tmp_path):
+    # A float64 solve of an SDE draws other Brownian increments (the reference used to
+    # crash on the SDE's required dt0): time, memory and VJPs, but no gradient error.
+    model, batch, loss, _ = bench.entry_problem("latent-sde-ou", batch_size=2)
+    result = bench.benchmark_adjoints(
+        model, batch, loss, strategies=["checkpoint"], budget_s=0.0, min_reps=1,
+        max_reps=1, count=False,
+    )  # fmt: skip
+    (row,) = result["rows"]
+    assert "error" not in row and row["grad_error"] is None and row["timing"]["median_ms"] > 0
+    assert "SDE" in result["references"]["model"]["skipped"]
+    bench.write_report("adjoints", result, tmp_path)
+    assert "no float64 reference" in (tmp_path / "adjoints.md").read_text()
+
+
+@pytest.mark.slow
 def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
     from odezoo.cli import main
 

@@ -265,14 +265,18 @@ def test_training_with_a_regulariser_needs_fewer_evaluations():
     assert final["taynode"] < 0.9 * final["plain"], final
 
 
-def test_gaussian_probe_is_the_same_in_float32_and_float64():
-    # jax.random.normal draws other numbers in float64; a float64 check of a float32
-    # Hutchinson estimate must see the same probe.
-    from odezoo._regularisation import gaussian_probe
+def test_random_draws_are_the_same_in_float32_and_float64():
+    # jax.random draws other numbers in float64; a float64 check of a float32 model
+    # (Hutchinson probes, reparameterisation noise, steering) must see the same noise.
+    from odezoo._random import standard_normal, uniform
 
     key = jax.random.key(3)
-    with jax.enable_x64(True):
-        p64 = gaussian_probe(key, (4, 3), jnp.float64)
-    p32 = gaussian_probe(key, (4, 3), jnp.float32)
-    assert p64.dtype == jnp.float64 and p32.dtype == jnp.float32
-    np.testing.assert_array_equal(np.asarray(p64), np.asarray(p32, np.float64))
+    for draw in (
+        lambda dtype: standard_normal(key, (4, 3), dtype),
+        lambda dtype: uniform(key, (5,), dtype, -0.2, 0.3),
+    ):
+        with jax.enable_x64(True):
+            p64 = draw(jnp.float64)
+        p32 = draw(jnp.float32)
+        assert p64.dtype == jnp.float64 and p32.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(p64), np.asarray(p32, np.float64))

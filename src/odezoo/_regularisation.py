@@ -32,6 +32,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._accumulate import ErrorAccumulator
 from ._errors import InputError
+from ._random import standard_normal, uniform
 from ._solver import Solver, SolveStats, solve
 
 CHANNELS = ("kinetic", "jacobian", "taylor")
@@ -46,14 +47,6 @@ def _weight(value, name: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
-
-
-def gaussian_probe(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Array:
-    """A standard normal probe for Hutchinson's estimator, drawn in float32 and cast to
-    `dtype`: `jax.random.normal` draws different numbers for different dtypes, so
-    without the cast a float64 run (a gradient check, the benchmarks' float64
-    reference) would estimate with other probes than the float32 run it checks."""
-    return jax.random.normal(key, shape, jnp.float32).astype(dtype)
 
 
 class Regularisation(eqx.Module):
@@ -131,7 +124,7 @@ class Regularisation(eqx.Module):
                     f"steer={self.steer:g} must be smaller than the interval's length "
                     f"|t1 - t0| = {abs(t1 - t0):g}"
                 )
-        delta = jax.random.uniform(key, (), minval=-self.steer, maxval=self.steer)
+        delta = uniform(key, (), jnp.result_type(t1, float), -self.steer, self.steer)
         return t1 + delta
 
     def penalty(self, values: dict[str, Array]) -> Array:
@@ -300,7 +293,7 @@ def penalised_solve(
         state = (*state, jnp.zeros(batch_shape, moving.dtype))
     ex = example_args
     if probe:
-        ex = (example_args, gaussian_probe(probe_key, moving.shape, moving.dtype))
+        ex = (example_args, standard_normal(probe_key, moving.shape, moving.dtype))
     out, stats = solve(
         solver,
         penalty_field,

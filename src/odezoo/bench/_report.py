@@ -145,11 +145,14 @@ def adjoints_markdown(result: dict[str, Any]) -> str:
         note = f" ({wl['note']})" if wl.get("note") else ""
         ref = result["references"].get(name, {})
         solver = wl.get("solver") or f"Dopri5 rtol={wl['rtol']:g}, atol={wl['atol']:g}"
-        out.append(
-            f"- **{name}**: {wl['description']}; {solver}"
-            f"{note}. float64 reference: {ref.get('steps', '?')} steps at "
-            f"{ref.get('tol', float('nan')):g}."
-        )
+        if "skipped" in ref:
+            reference = f"no float64 reference ({ref['skipped']})"
+        else:
+            reference = (
+                f"float64 reference: {ref.get('steps', '?')} steps at "
+                f"{ref.get('tol', float('nan')):g}"
+            )
+        out.append(f"- **{name}**: {wl['description']}; {solver}{note}. {reference}.")
     out.append("")
     out.append(
         "Time: median ms per jitted step after warm-up (ratio: over `checkpoint`, "

@@ -51,6 +51,13 @@ def _solvers(model) -> list[Solver]:
     return [x for x in leaves if _is_solver(x)]
 
 
+def _solves_sdes(model) -> bool:
+    from ..nn import LatentSDE
+
+    is_sde = lambda x: isinstance(x, LatentSDE)
+    return any(is_sde(x) for x in jax.tree_util.tree_leaves(model, is_leaf=is_sde))
+
+
 def _cast(tree, dtype):
     """Floating-point arrays of `tree` cast to `dtype`; everything else unchanged."""
 
@@ -126,6 +133,11 @@ def benchmark_adjoints(
 
     Each strategy changes every [`Solver`][odezoo.Solver] in the model (see
     [`strategies`][odezoo.bench.strategies]); the model's tolerances are kept.
+
+    A model that solves SDEs (a [`LatentSDE`][odezoo.nn.LatentSDE]) gets no gradient
+    error (`None`, with the reason in the result's `references`): a float64 solve draws
+    other Brownian increments than the float32 step, and a finer step refines the
+    Brownian path, so neither is a reference for the same path.
 
     Arguments:
 
@@ -217,23 +229,28 @@ def benchmark_adjoints(
     data = (batch, key)
 
     t0 = time.perf_counter()
-    with jax.enable_x64(True):
-        ref_model = replace_solvers(
-            _cast(model, jnp.float64),
-            lambda s: reference_solver(s, reference_tol, reference_max_steps),
-        )
-        ref_loss, ref_grads, ref_stats = loss_reference_gradient(
-            objective, ref_model, (_cast(batch, jnp.float64), key)
-        )
-        ref_grad = flat_gradient(ref_grads)
-        ref_steps = int(ref_stats.num_steps)
-    reference = {
-        "loss": ref_loss,
-        "steps": ref_steps,
-        "tol": reference_tol,
-        "seconds": time.perf_counter() - t0,
-    }
-    log(f"[{name}] float64 reference: loss {ref_loss:.6g}, {ref_steps} steps")
+    if _solves_sdes(model):
+        ref_grad = None
+        reference = {"skipped": "an SDE: no float64 or finer-step solve follows the same path"}
+        log(f"[{name}] no float64 reference for an SDE model: gradient errors are not measured")
+    else:
+        with jax.enable_x64(True):
+            ref_model = replace_solvers(
+                _cast(model, jnp.float64),
+                lambda s: reference_solver(s, reference_tol, reference_max_steps),
+            )
+            ref_loss, ref_grads, ref_stats = loss_reference_gradient(
+                objective, ref_model, (_cast(batch, jnp.float64), key)
+            )
+            ref_grad = flat_gradient(ref_grads)
+            ref_steps = int(ref_stats.num_steps)
+        reference = {
+            "loss": ref_loss,
+            "steps": ref_steps,
+            "tol": reference_tol,
+            "seconds": time.perf_counter() - t0,
+        }
+        log(f"[{name}] float64 reference: loss {ref_loss:.6g}, {ref_steps} steps")
 
     def prepare(st: Strategy):
         m = replace_solvers(model, st.apply)

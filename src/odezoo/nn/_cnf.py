@@ -13,7 +13,8 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._backsolve import AbstractDerivativeField
 from .._errors import InputError
-from .._regularisation import Regularisation, gaussian_probe, penalised_solve
+from .._random import standard_normal
+from .._regularisation import Regularisation, penalised_solve
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
@@ -203,7 +204,7 @@ class CNF(AbstractODEModel):
             )
         if self.fields[0].probe == "rademacher":
             return jax.random.rademacher(key, shape, dtype=dtype)
-        return gaussian_probe(key, shape, dtype)
+        return standard_normal(key, shape, dtype)
 
     def _flow(self, x: Array, key, *, batched: bool):
         """Data to base: returns `(log p(x), regularisers (..., 2), stats)`."""

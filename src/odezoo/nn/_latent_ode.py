@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
+from .._random import standard_normal
 from .._solver import Solver, SolveStats, check_solution, solve
 from ._base import AbstractForecaster, AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
@@ -168,7 +169,7 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
     def _z0(self, mean, std, key):
         if key is None:
             return mean
-        return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
+        return mean + std * standard_normal(key, mean.shape, mean.dtype)
 
     def predict(
         self, series: IrregularSeries, query_times: Array, *, key: PRNGKeyArray | None = None

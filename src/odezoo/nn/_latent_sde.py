@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._random import standard_normal
 from .._sde import solve_sde
 from .._solver import Solver, SolveStats, check_solution
 from ._base import AbstractODEModel, ODEProblem
@@ -227,7 +228,7 @@ class LatentSDE(AbstractODEModel):
         zkey, bkey = jax.random.split(key)
         series = as_series(series, data_size=self.in_shape[0])
         mean, std, contexts = self.encode(series)
-        z0 = mean + std * jax.random.normal(zkey, mean.shape, mean.dtype)
+        z0 = mean + std * standard_normal(zkey, mean.shape, mean.dtype)
         y0 = jnp.concatenate([z0, jnp.zeros_like(z0[:, :1])], axis=1)
         u, index = union_times(jnp.asarray(query_times))
         t1 = self._t1(u[-1])
@@ -277,7 +278,7 @@ class LatentSDE(AbstractODEModel):
         `(n, T, C)`, or the latent states `(n, T, latent_size)` when `latent`."""
         zkey, bkey = jax.random.split(key)
         ts = jnp.asarray(ts)
-        eps = jax.random.normal(zkey, (n, self.latent_size), self.z0_mean.dtype)
+        eps = standard_normal(zkey, (n, self.latent_size), self.z0_mean.dtype)
         z0 = self.z0_mean + jnp.exp(self.z0_log_std) * eps
         t1 = self._t1(ts[-1])
         zs, stats = solve_sde(
