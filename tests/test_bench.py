@@ -296,7 +296,16 @@ def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
     assert "| seed-cubic-odenet | checkpoint |" in (out / "adjoints.md").read_text()
 
 
-@pytest.mark.parametrize("entry", ["anode-spheres", "ffjord-moons", "odenet-digits"])
+# The first three in the default run; the regularised CNF, the latent ODE and the
+# neural CDE (each a loss of its own kind) in the slow one.
+@pytest.mark.parametrize(
+    "entry",
+    ["anode-spheres", "ffjord-moons", "odenet-digits"]
+    + [
+        pytest.param(e, marks=pytest.mark.slow)
+        for e in ("ffjord-moons-rnode", "latent-ode-spirals", "ncde-spirals")
+    ],
+)
 def test_entry_problem_of_every_model_type_traces(entry):
     # One entry per model type (ANODE, CNF, conv Classifier): the batch, the loss and the
     # strategies' solver swap trace (shapes only, no compile; the full --quick run is
