@@ -1,9 +1,13 @@
 """Block-timing effect: the same step timed as single interleaved calls and as blocks of 50."""
-import sys, json, statistics
-from odezoo.bench._workloads import workloads
-from odezoo.bench._strategies import strategies
+
+import json
+import sys
+
 from odezoo.bench._adjoints import prepare_pair
 from odezoo.bench._measure import interleaved_timing
+from odezoo.bench._strategies import strategies
+from odezoo.bench._workloads import workloads
+
 N = 50
 out = {}
 for name in sys.argv[1].split(","):
@@ -13,9 +17,11 @@ for name in sys.argv[1].split(","):
     for st in ("checkpoint", "backsolve"):
         row, run = prepare_pair(wl, strategies()[st], w, None, count=False)
         contenders[st] = run
+
         def block(run=run):
             for _ in range(N):
                 run()
+
         contenders[st + "-block"] = block
     t = interleaved_timing(contenders, warmup=1, budget_s=60, min_rounds=5, max_rounds=30)
     res = {k: v["median_ms"] / (N if k.endswith("block") else 1) for k, v in t.items()}
