@@ -131,3 +131,36 @@ def test_first_order_fields_keep_diffraxs_reverse_solver():
     solver = odezoo.Solver(adjoint="backsolve")
     assert not isinstance(solver._diffrax_adjoint("backsolve").kwargs["solver"], AdjointSolver)
     assert isinstance(solver._diffrax_adjoint("backsolve", True).kwargs["solver"], AdjointSolver)
+
+
+def test_penalties_that_differentiate_the_field_get_the_vjp_reverse_solver(x64, monkeypatch):
+    # A Jacobian (or Taylor) penalty differentiates the field in every evaluation, as a
+    # CNF's trace does, so its reverse solve takes one VJP per stage; a kinetic penalty
+    # on a first-order field keeps diffrax's reverse solver. The gradient equals the one
+    # diffrax's reverse solver gives.
+    import odezoo._solver as solver_module
+    from odezoo._regularisation import DerivativePenaltyField, PenaltyField, _penalty_field_class
+
+    net = odezoo.ODENet(2, width_size=8, key=jax.random.key(0))
+    cnf = odezoo.CNF(2, hidden=(8,), key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (5, 2))
+    field, cnf_field = net.ode(x)[0], cnf.ode(x)[0]
+    assert _penalty_field_class(field, ("kinetic",)) is PenaltyField
+    assert _penalty_field_class(field, ("kinetic", "jacobian")) is DerivativePenaltyField
+    assert _penalty_field_class(field, ("taylor",)) is DerivativePenaltyField
+    assert _penalty_field_class(cnf_field, ("kinetic",)) is DerivativePenaltyField
+
+    net = net.with_solver(adjoint="backsolve", rtol=1e-7, atol=1e-7)
+    reg = odezoo.Regularisation(kinetic=0.1, jacobian=0.1)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def loss(p):
+        out, values, _ = eqx.combine(p, static).apply_regularised(x, reg)
+        return jnp.sum(jnp.sin(out)) + reg.penalty(values)
+
+    flat = lambda g: np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(g)])
+    got = flat(jax.jit(jax.grad(loss))(params))
+    monkeypatch.setattr(solver_module, "_differentiates_itself", lambda field: False)
+    expected = flat(jax.jit(jax.grad(loss))(params))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert np.max(np.abs(got)) > 0

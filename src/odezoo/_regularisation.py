@@ -31,9 +31,10 @@ from jax.experimental.jet import jet
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._accumulate import ErrorAccumulator
+from ._backsolve import AbstractDerivativeField
 from ._errors import InputError
 from ._random import standard_normal, uniform
-from ._solver import Solver, SolveStats, solve
+from ._solver import Solver, SolveStats, _differentiates_itself, solve
 
 CHANNELS = ("kinetic", "jacobian", "taylor")
 """The penalties integrated as extra state channels, in this order."""
@@ -206,6 +207,19 @@ class PenaltyField(eqx.Module):
         return out
 
 
+class DerivativePenaltyField(PenaltyField, AbstractDerivativeField):
+    """A `PenaltyField` that differentiates in every evaluation: a Jacobian or
+    Taylor penalty, or a field that differentiates itself (a CNF's trace). Backsolve's
+    reverse solve then takes one VJP per stage instead of diffrax's Jacobian of one
+    (see `AbstractDerivativeField`); the forward solve is the same."""
+
+
+def _penalty_field_class(field: Callable, channels: tuple[str, ...]) -> type[PenaltyField]:
+    if {"jacobian", "taylor"} & set(channels) or _differentiates_itself(field):
+        return DerivativePenaltyField
+    return PenaltyField
+
+
 def _frobenius(f, y, probe):
     if probe is None:
         jac = jax.jacfwd(f)(y)
@@ -283,7 +297,7 @@ def penalised_solve(
                 f"steps: use adjoint='checkpoint' or 'direct', not {solver.adjoint!r}"
             )
         solver = solver.replace(solver=ErrorAccumulator(solver.solver, solver.rtol, solver.atol))
-    penalty_field = PenaltyField(
+    penalty_field = _penalty_field_class(field, reg.channels)(
         field, velocity, reg.channels, reg.taylor_order, probe, example_args is not None, accumulate
     )
     batch_shape = moving.shape[:1] if batched else ()
