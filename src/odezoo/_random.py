@@ -3,8 +3,10 @@
 `jax.random.normal(key, shape, dtype)` draws other numbers in float64 than in float32
 from the same key. A float64 check of a float32 computation (a gradient check, the
 benchmarks' float64 reference) must see the same noise: Hutchinson probes, a VAE's
-reparameterisation noise, a randomised end time. So every draw a model makes during
-its forward pass is made in float32 and cast.
+reparameterisation noise, a randomised end time. So every draw odezoo's models make
+in their forward pass is made in float32 and cast. (An SDE's Brownian motion is
+diffrax's `VirtualBrownianTree`, drawn in the state's dtype: the benchmarks give SDE
+models no float64 reference for that reason.)
 """
 
 from __future__ import annotations
