@@ -133,6 +133,7 @@ def test_first_order_fields_keep_diffraxs_reverse_solver():
     assert isinstance(solver._diffrax_adjoint("backsolve", True).kwargs["solver"], AdjointSolver)
 
 
+@pytest.mark.slow
 def test_penalties_that_differentiate_the_field_get_the_vjp_reverse_solver(x64, monkeypatch):
     # A Jacobian (or Taylor) penalty differentiates the field in every evaluation, as a
     # CNF's trace does, so its reverse solve takes one VJP per stage; a kinetic penalty

@@ -246,6 +246,7 @@ def test_benchmark_adjoints_refuses_a_model_without_an_ode():
         bench.benchmark_adjoints(_user_model(1e-3), (jnp.ones((2, 2)),) * 2, strategies=["x"])
 
 
+@pytest.mark.slow
 def test_benchmark_adjoints_on_a_regularised_loss():
     # A penalised loss returns LossAux, not SolveStats (the rnode entries failed with an
     # AttributeError). With a key, its Jacobian penalty uses Hutchinson probes, which the
