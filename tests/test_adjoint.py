@@ -56,7 +56,7 @@ def _stats(net, x):
     return eqx.filter_jit(lambda m: m.apply(x)[1])(net)
 
 
-@pytest.mark.parametrize("batching", ["batch", "vmap"])
+@pytest.mark.parametrize("batching", ["batch", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_checked_adjoint_uses_backsolve_when_reversible(batching):
     net = _net(0.5, adjoint="checked", batching=batching)
     stats = _stats(net, X)
@@ -67,7 +67,7 @@ def test_checked_adjoint_uses_backsolve_when_reversible(batching):
     np.testing.assert_allclose(g_checked, g_back, rtol=1e-6)
 
 
-@pytest.mark.parametrize("batching", ["batch", "vmap"])
+@pytest.mark.parametrize("batching", ["batch", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_checked_adjoint_falls_back_to_checkpointing(batching):
     net = _net(40.0, adjoint="checked", batching=batching)
     stats = _stats(net, X)

@@ -98,6 +98,7 @@ def test_auto_outside_fit_is_checkpointing(x64):
     assert int(stats.fell_back) == 0 and np.isnan(float(stats.reversibility_error))
 
 
+@pytest.mark.slow
 def test_auto_in_fit_trains_with_backsolve_on_a_reversible_problem(x64, tmp_path, capsys):
     auto = _fit(_net(0.5), 4, run_dir=tmp_path / "run")
     back = _fit(_net(0.5, adjoint="backsolve"), 4)

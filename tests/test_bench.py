@@ -90,6 +90,7 @@ def test_adjoints_quick_cli_writes_json_markdown_and_sane_numbers(tmp_path):
     assert nfe["backward_evals"] == 2 * nfe["backward_vjps"]
 
 
+@pytest.mark.slow
 def test_scaling_backsolve_memory_is_flat_and_checkpointing_grows():
     wl = bench.scaling_workload(quick=True)
     strategies = bench.scaling_strategies()
@@ -297,14 +298,14 @@ def test_bench_adjoints_entry_quick_through_the_cli(tmp_path, capsys):
     assert "| seed-cubic-odenet | checkpoint |" in (out / "adjoints.md").read_text()
 
 
-# The first three in the default run; the regularised CNF, the latent ODE and the
-# neural CDE (each a loss of its own kind) in the slow one.
+# An ANODE and a conv Classifier in the default run; the CNF, the regularised CNF, the
+# latent ODE and the neural CDE (each a loss of its own kind) in the slow one.
 @pytest.mark.parametrize(
     "entry",
-    ["anode-spheres", "ffjord-moons", "odenet-digits"]
+    ["anode-spheres", "odenet-digits"]
     + [
         pytest.param(e, marks=pytest.mark.slow)
-        for e in ("ffjord-moons-rnode", "latent-ode-spirals", "ncde-spirals")
+        for e in ("ffjord-moons", "ffjord-moons-rnode", "latent-ode-spirals", "ncde-spirals")
     ],
 )
 def test_entry_problem_of_every_model_type_traces(entry):
@@ -339,6 +340,7 @@ def test_bench_adjoints_entry_refuses_a_model_without_an_ode(tmp_path, capsys):
 # -- the DiffEqFlux spiral, torchode, work-precision -----------------------------------
 
 
+@pytest.mark.slow
 def test_spiral_true_trajectory_and_loss():
     from odezoo.bench._spiral import true_spiral
 

@@ -75,6 +75,7 @@ def _classifier(key=0):
 # -- losses and model types -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_odenet_regression_with_tolerance_schedule_and_run_dir(tmp_path):
     x, y = odezoo.data.cubic()
     net = odezoo.ODENet(1, width_size=20, init="normal", key=jax.random.key(0))
@@ -125,6 +126,7 @@ def test_odenet_regression_with_tolerance_schedule_and_run_dir(tmp_path):
     assert _identical(load_model(run / "model.eqx", net), result.model)
 
 
+@pytest.mark.slow
 def test_max_steps_mid_training_stops_with_step_and_keeps_checkpoint(tmp_path):
     x, y = _cubic_small()
     run = tmp_path / "run"
