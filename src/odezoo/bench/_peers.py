@@ -391,16 +391,22 @@ def torch_euler_check(
 # -- jax.experimental.ode -----------------------------------------------------------------
 
 
-def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: str = "sgd"):
+def jax_ode_step(
+    workload: Workload,
+    weights: dict[str, np.ndarray],
+    optimizer: str = "sgd",
+    dtype: Any = jnp.float32,
+):
     """A jitted training step with `jax.experimental.ode.odeint` (its own Dopri5 and
     backsolve adjoint) on the same field and weights, as `(step, args)`; `step` returns
-    `(params, opt_state, loss, grads)`."""
+    `(params, opt_state, loss, grads)`. Weights and data are cast to `dtype` (float64
+    needs `jax.enable_x64`)."""
     import optax
     from jax.experimental.ode import odeint
 
-    model = workload.build(weights)
+    model = workload.build(weights, dtype=dtype)
     opt = make_optimizer(optimizer)
-    x0 = jnp.asarray(workload.data()["x"])
+    x0 = jnp.asarray(workload.data()["x"], dtype)
     field, _, t0, t1, _ = model.ode(x0)
     params, static = eqx.partition(field, eqx.is_array)
 
@@ -408,7 +414,7 @@ def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: 
         _, y0, _, _, _ = model.ode(data["x"])
         func = lambda y, t, q: jax.vmap(lambda yi: eqx.combine(q, static)(t, yi, None))(y)
         spiral = workload.kind == "spiral"
-        ts = spiral_times() if spiral else jnp.array([t0, t1], jnp.float32)
+        ts = spiral_times() if spiral else jnp.array([t0, t1], dtype)
         ys = odeint(func, y0, ts, p, rtol=workload.rtol, atol=workload.atol)
         if spiral:  # the loss over every save point
             return workload.loss_from_output(ys, data)
@@ -422,7 +428,7 @@ def jax_ode_step(workload: Workload, weights: dict[str, np.ndarray], optimizer: 
         updates, opt_state = opt.update(grads, opt_state, p)
         return optax.apply_updates(p, updates), opt_state, loss, grads
 
-    data = {k: jnp.asarray(v) for k, v in workload.data().items()}
+    data = {k: jnp.asarray(v, dtype) for k, v in workload.data().items()}
     return step, (params, opt.init(params), data)
 
 
