@@ -160,6 +160,24 @@ def field_and_composition(torch, steps: int = 19):
     )
 
 
+def _odeint(torchdiffeq, wl):
+    """torchdiffeq's `odeint` at the workload's tolerances, as `solve(f, y0, t)`."""
+    return lambda f, y, t: torchdiffeq.odeint(f, y, t, rtol=wl.rtol, atol=wl.atol)
+
+
+def _torch_gradient(wl, field, solve):
+    """A PyTorch loss and gradient of `wl` through `solve`, as a call returning the loss."""
+    data = wl.data()
+
+    def step():
+        field.zero_grad()
+        loss = torch_loss(wl, field, data, solve)
+        loss.backward()
+        return loss.item()
+
+    return step
+
+
 def _gradient_fn(wl, weights, data, solver, *, adjoint=None):
     """A compiled loss + gradient (compiled with `adjoint` in place of diffrax's)."""
     model = wl.build(weights, solver)
@@ -194,16 +212,7 @@ def adjoints(torch, torchdiffeq, name="mlp", stores=(4, 8, 16)):
         )
     runs["backsolve"] = _gradient_fn(wl, weights, data, base.replace(adjoint="backsolve"))
 
-    tf = torch_field(wl, weights)
-    np_data = wl.data()
-    odeint = lambda f, y, t: torchdiffeq.odeint(f, y, t, rtol=wl.rtol, atol=wl.atol)
-
-    def torch_step():
-        tf.zero_grad()
-        loss = torch_loss(wl, tf, np_data, odeint)
-        loss.backward()
-        return loss.item()
-
+    torch_step = _torch_gradient(wl, torch_field(wl, weights), _odeint(torchdiffeq, wl))
     runs["torchdiffeq odeint"] = (torch_step, torch_step())
     timing = interleaved_timing({k: fn for k, (fn, _) in runs.items()}, rounds=20)
     for k, (_, loss) in runs.items():
@@ -313,7 +322,6 @@ def floor(torch, torchdiffeq, name="mlp", n=20):
     runs[f"XLA: {n} VJPs, recomputed"] = _blocking(eqx.filter_jit(vjps), field, y0)
 
     tf = torch_field(wl, weights)
-    np_data = wl.data()
     ty, tt = torch.from_numpy(np.array(y0)), torch.tensor(0.3)
 
     def torch_chain():
@@ -329,18 +337,10 @@ def floor(torch, torchdiffeq, name="mlp", n=20):
             y = y + h * tf(tt, y)
         (y**2).sum().backward()
 
-    def torch_step(solve):
-        def step():
-            tf.zero_grad()
-            torch_loss(wl, tf, np_data, solve).backward()
-
-        return step
-
     runs[f"torch: {n} evaluations"] = torch_chain
     runs[f"torch: {n} evaluations + backward, kept"] = torch_tape
-    runs["torchode"] = torch_step(torchode_solve(wl))
-    odeint = lambda fn, y, t: torchdiffeq.odeint(fn, y, t, rtol=wl.rtol, atol=wl.atol)
-    runs["torchdiffeq odeint"] = torch_step(odeint)
+    runs["torchode"] = _torch_gradient(wl, tf, torchode_solve(wl))
+    runs["torchdiffeq odeint"] = _torch_gradient(wl, tf, _odeint(torchdiffeq, wl))
     timing = interleaved_timing(runs, rounds=20)
 
     for k, loss in losses.items():
