@@ -76,6 +76,102 @@ def test_a_card_that_disagrees_with_its_weights_is_caught(tmp_path, monkeypatch)
         check_entry("seed-cubic-resnet")
 
 
+def _copy_entry(name: str, root: Path) -> Path:
+    src = zoo.entry_dir(name)
+    dst = root / name
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_every_card_states_a_tolerance_for_each_metric():
+    """Issue 20: a card states each metric with the tolerance `zoo check` accepts, in
+    `metrics.json` and in the card's table, never less than the metric's floor."""
+    from odezoo.zoo import read_tolerances, tolerance_bound
+    from odezoo.zoo._card_tolerance import describe_tolerance, floor
+
+    for name in zoo.names():
+        if not zoo.has_weights(name):
+            continue
+        folder = zoo.entry_dir(name)
+        metrics = json.loads((folder / METRICS).read_text())
+        card = (folder / "card.md").read_text()
+        assert "| metric | value | tolerance |" in card, name
+        assert set(metrics["tolerances"]) == set(metrics["metrics"]), name
+        for key, value in metrics["metrics"].items():
+            tolerance = read_tolerances(name)[key]
+            assert tolerance == metrics["tolerances"][key]
+            assert tolerance_bound(value, tolerance) >= tolerance_bound(value, floor(key))
+            assert describe_tolerance(value, tolerance) in card, (name, key)
+
+
+def test_tolerance_from_spread_widens_only_past_the_floor():
+    from odezoo.zoo import tolerance_bound, tolerance_from_spread
+
+    assert tolerance_from_spread("loss", 1.0, 0.01) == {"rtol": 0.03}
+    wide = tolerance_from_spread("loss", 1.0, 0.04)
+    assert wide == {"rtol": 0.08} and tolerance_bound(1.0, wide) >= 2 * 0.04
+    # the AMD machine's 63 against a card's 69: twice 6 steps, relative
+    nfe = tolerance_from_spread("nfe_forward", 69, 6)
+    assert tolerance_bound(69, nfe) >= 12 and "rtol" in nfe
+    assert tolerance_from_spread("accuracy", 0.9, 0.004) == {"atol": 0.008}
+    assert tolerance_from_spread("w1_t0.5", 0.0, 0.01) == {"atol": 0.02}
+
+
+def test_write_card_tolerances_updates_metrics_and_the_table(tmp_path, monkeypatch):
+    from odezoo.zoo import read_tolerances, write_card_tolerances
+
+    dst = _copy_entry("seed-cubic-anode", tmp_path)
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
+    before = (dst / "card.md").read_text()
+    wanted = {"loss": {"rtol": 0.04}, "nfe_forward": {"rtol": 0.2}}
+    write_card_tolerances("seed-cubic-anode", wanted)
+    assert read_tolerances("seed-cubic-anode") == wanted
+    after = (dst / "card.md").read_text()
+    assert "| nfe_forward | 69 | ±13.8 |" in after
+    # only the table changed
+    assert before.split("| metric |")[0] == after.split("| metric |")[0]
+    tail = "| parameters | 163 | exact |\n\n`odezoo zoo check` accepts"
+    assert tail in after
+    from odezoo.zoo._card_tolerance import TOLERANCE_NOTE
+
+    rest = after.split(TOLERANCE_NOTE + "\n")[1]
+    assert rest.startswith("\n") and rest in before
+    write_card_tolerances("seed-cubic-anode", wanted)  # idempotent
+    assert (dst / "card.md").read_text() == after
+    with pytest.raises(ValueError, match="no tolerance for"):
+        write_card_tolerances("seed-cubic-anode", {"loss": {"rtol": 0.04}})
+
+
+def test_zoo_check_prints_value_card_and_tolerance(tmp_path, monkeypatch, capsys):
+    """`odezoo zoo check` shows each recomputed value next to the card's and the
+    tolerance; `--json` records them; a metric outside it fails the command (exit 1)
+    without stopping the other entries."""
+    from odezoo.cli import main
+
+    out = tmp_path / "check.json"
+    assert main(["zoo", "check", "seed-cubic-anode", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(card 69 ±" in printed and printed.startswith("ok")
+    data = json.loads(out.read_text())["seed-cubic-anode"]
+    assert data["stated"]["nfe_forward"] == 69 and data["bounds"]["nfe_forward"] >= 9
+    nfe = data["measured"]["nfe_forward"]  # this CPU's: within the bound, not 69 exactly
+    assert abs(nfe - 69) <= data["bounds"]["nfe_forward"]
+
+    dst = _copy_entry("seed-cubic-resnet", tmp_path)
+    metrics = json.loads((dst / METRICS).read_text())
+    metrics["metrics"]["loss"] *= 1.1  # 10%: outside its tolerance
+    (dst / METRICS).write_text(json.dumps(metrics))
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
+    result = check_entry("seed-cubic-resnet", throw=False)
+    assert not result.ok and result.failures()[0].startswith("loss: card says")
+    assert main(["zoo", "check", "seed-cubic-resnet", "seed-cubic-odenet"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL seed-cubic-resnet" in captured.out and "ok   seed-cubic-odenet" in captured.out
+    assert "tolerance ±" in captured.err
+
+
 def test_load_create_and_unknown_names():
     net = zoo.load("seed-cubic-odenet")
     fresh = zoo.create("seed-cubic-odenet", key=jax.random.key(0))

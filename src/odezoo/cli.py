@@ -489,10 +489,10 @@ def _cmd_eval(args) -> int:
             )
         name = _entry_name(args.target)
         try:
-            measured = check_entry(name)
+            result = check_entry(name)
         except FileNotFoundError as e:
             raise _Fail(f"{args.target} has no card to check against ({e})") from None
-        print(json.dumps(measured) if args.json else f"{name}: card confirmed {measured}")
+        print(json.dumps(result.measured) if args.json else f"card confirmed: {result}")
         return 0
 
     cfg = full_config(zoo.config(args.target))

@@ -25,6 +25,7 @@ from ._registry import search_path as search_path
 
 if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
     from ._build import FIGURES as FIGURES
+    from ._build import CardCheck as CardCheck
     from ._build import FigureContext as FigureContext
     from ._build import Reproduction as Reproduction
     from ._build import build_entry as build_entry
@@ -35,6 +36,10 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._build import reproduce_entry as reproduce_entry
     from ._build import source_version as source_version
     from ._build import tolerance_sweep as tolerance_sweep
+    from ._card_tolerance import read_tolerances as read_tolerances
+    from ._card_tolerance import tolerance_bound as tolerance_bound
+    from ._card_tolerance import tolerance_from_spread as tolerance_from_spread
+    from ._card_tolerance import write_card_tolerances as write_card_tolerances
     from ._compare import Comparison as Comparison
     from ._compare import compare as compare
     from ._compare import comparison_rows as comparison_rows
@@ -43,6 +48,7 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
 
 _EXPORTS = {
     "FIGURES": "._build",
+    "CardCheck": "._build",
     "FigureContext": "._build",
     "Reproduction": "._build",
     "build_entry": "._build",
@@ -53,6 +59,10 @@ _EXPORTS = {
     "reproduce_entry": "._build",
     "source_version": "._build",
     "tolerance_sweep": "._build",
+    "read_tolerances": "._card_tolerance",
+    "tolerance_bound": "._card_tolerance",
+    "tolerance_from_spread": "._card_tolerance",
+    "write_card_tolerances": "._card_tolerance",
     "Comparison": "._compare",
     "compare": "._compare",
     "comparison_rows": "._compare",

@@ -2,7 +2,7 @@
 
 ```
 odezoo zoo build NAME RUN_DIR [--no-sweep]   # make a zoo entry from a finished run
-odezoo zoo check [NAME ...]                  # recompute entries' metrics against their cards
+odezoo zoo check [NAME ...] [--json FILE]    # recompute entries' metrics against their cards
 odezoo zoo reproduce NAME ... | --fast       # retrain entries and compare with their cards
 odezoo zoo compare [--docs PAGE --figure PNG] # regularised entries against their siblings
 ```
@@ -53,6 +53,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "if any disagrees with its card.",
     )
     c.add_argument("names", metavar="NAME", nargs="*", help="entries (default: all trained)")
+    c.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write every entry's card values, recomputed values and tolerances "
+        "to FILE (JSON)",
+    )
     c.set_defaults(func=_cmd_check)
 
     r = sub.add_parser(
@@ -81,6 +87,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument(
         "--out", metavar="DIR", help="keep the run in DIR (one NAME only), to rebuild from it"
     )
+    r.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write every entry's card values, retrained values and bounds to FILE",
+    )
     r.set_defaults(func=_cmd_reproduce)
 
     m = sub.add_parser(
@@ -105,20 +116,35 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from .._errors import CardMismatchError
-    from ._build import check_entry
-    from ._registry import has_weights, names
+def _write_json(path: str | None, results: dict) -> None:
+    """Write `{name: result}` (dataclasses) to `path` as JSON, when asked to."""
+    if path is None:
+        return
+    import dataclasses
+    import json
+    from pathlib import Path
 
-    failed = 0
-    for name in args.names or [n for n in names() if has_weights(n)]:
-        try:
-            measured = check_entry(name)
-        except CardMismatchError as e:
-            print(f"FAIL {e}", file=sys.stderr)
-            failed += 1
-        else:
-            print(f"ok   {name}: {measured}")
+    data = {name: dataclasses.asdict(r) for name, r in results.items()}
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ._build import check_entry
+    from ._registry import entry_dir, has_weights, names
+
+    todo = args.names or [n for n in names() if has_weights(n)]
+    for name in todo:
+        entry_dir(name)  # an unknown name: UnknownEntryError, with a suggestion
+    results = {}
+    for name in todo:
+        results[name] = result = check_entry(name, throw=False)
+        print(result, flush=True)
+        if not result.ok:
+            print(f"FAIL {name}: " + "; ".join(result.failures()), file=sys.stderr)
+    _write_json(args.json, results)
+    failed = sum(not r.ok for r in results.values())
+    if len(todo) > 1:
+        print(f"{len(todo) - failed} of {len(todo)} entries agree with their cards")
     return 1 if failed else 0
 
 
@@ -139,6 +165,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for name in todo:
         entry_dir(name)  # an unknown name: UnknownEntryError, with a suggestion
     failed = 0
+    results = {}
     for name in todo:
         print(f"retraining {name} (odezoo train {name}) ...", file=sys.stderr, flush=True)
         try:
@@ -148,7 +175,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             failed += 1
             continue
         print(result, flush=True)
+        results[name] = result
         failed += not result.reproduced
+    _write_json(args.json, results)
     if len(todo) > 1:
         print(f"{len(todo) - failed} of {len(todo)} entries reproduced")
     return 1 if failed else 0
