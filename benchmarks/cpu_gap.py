@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import functools as ft
 from pathlib import Path
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -45,7 +46,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import odezoo
-import odezoo._solver as solver_module
 import odezoo.zoo
 from odezoo.bench._measure import interleaved_timing
 from odezoo.bench._peers import torch_field, torch_loss
@@ -178,17 +178,23 @@ def _torch_gradient(wl, field, solve):
     return step
 
 
+class GivenAdjoint(odezoo.AbstractAdjoint):
+    """A diffrax adjoint used as it is, for every solve (the prototypes below)."""
+
+    name: ClassVar[str] = "given-diffrax-adjoint"
+    adjoint: diffrax.AbstractAdjoint | None = eqx.field(static=True, default=None)
+
+    def diffrax_adjoint(self, solver, derivative_field):
+        return self.adjoint
+
+
 def _gradient_fn(wl, weights, data, solver, *, adjoint=None):
-    """A compiled loss + gradient (compiled with `adjoint` in place of diffrax's)."""
+    """A compiled loss + gradient (with the diffrax `adjoint` in place of odezoo's)."""
+    if adjoint is not None:
+        solver = solver.replace(adjoint=GivenAdjoint(adjoint))
     model = wl.build(weights, solver)
     fn = eqx.filter_jit(eqx.filter_value_and_grad(lambda m: wl.loss(m, data)[0]))
-    diffrax_adjoint = solver_module.Solver._diffrax_adjoint
-    try:
-        if adjoint is not None:
-            solver_module.Solver._diffrax_adjoint = lambda self, kind, *_: adjoint
-        loss, _ = fn(model)
-    finally:
-        solver_module.Solver._diffrax_adjoint = diffrax_adjoint
+    loss, _ = fn(model)
     return _blocking(fn, model), float(loss)
 
 

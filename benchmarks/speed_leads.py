@@ -34,15 +34,17 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from odezoo import Solver, count_evaluations
+from odezoo import AbstractAdjoint, BacksolveAdjoint, Solver, count_evaluations
 from odezoo._backsolve import UnitControlTerm
-from odezoo._solver import BatchField, _initial_step
+from odezoo._initial_step import initial_step as _initial_step
+from odezoo._solve import BatchField
 from odezoo.bench._measure import (
     interleaved_timing,
     make_optimizer,
@@ -54,20 +56,22 @@ from odezoo.bench._peers import jax_ode_step
 from odezoo.bench._workloads import workloads
 
 
-class DiffraxBacksolve(Solver):
+class DiffraxBacksolve(AbstractAdjoint):
     """odezoo's backsolve with diffrax's own reverse solver (as before the fix)."""
 
-    def _diffrax_adjoint(self, kind, derivative_field=False):
-        if kind == "backsolve":
-            return diffrax.BacksolveAdjoint(
-                solver=self.solver, stepsize_controller=self._controller(backward=True)
-            )
-        return super()._diffrax_adjoint(kind)
+    name: ClassVar[str] = "backsolve-diffrax-reverse"
+    seminorm: bool = eqx.field(static=True, default=False)
+
+    def diffrax_adjoint(self, solver, derivative_field):
+        return diffrax.BacksolveAdjoint(
+            solver=solver.solver, stepsize_controller=solver.step_controller(seminorm=self.seminorm)
+        )
 
 
 def _as_diffrax(solver: Solver) -> Solver:
-    fields = {f: getattr(solver, f) for f in solver.__dataclass_fields__}
-    return DiffraxBacksolve(**fields)
+    if not isinstance(solver.adjoint, BacksolveAdjoint):
+        return solver
+    return solver.replace(adjoint=DiffraxBacksolve(seminorm=solver.adjoint.seminorm))
 
 
 def _blocking(fn, *args):
@@ -360,15 +364,20 @@ def reverse_solvers(wl, budget, repeats=3):
     return {"ratios": ratios}
 
 
-class VJPBacksolve(Solver):
+class VJPBacksolve(AbstractAdjoint):
     """odezoo's backsolve with `AdjointSolver` whatever the field."""
 
-    def _diffrax_adjoint(self, kind, derivative_field=False):
-        return super()._diffrax_adjoint(kind, True)
+    name: ClassVar[str] = "backsolve-vjp-reverse"
+    seminorm: bool = eqx.field(static=True, default=False)
+
+    def diffrax_adjoint(self, solver, derivative_field):
+        return BacksolveAdjoint(seminorm=self.seminorm).diffrax_adjoint(solver, True)
 
 
 def _as_vjp(solver: Solver) -> Solver:
-    return VJPBacksolve(**{f: getattr(solver, f) for f in solver.__dataclass_fields__})
+    if not isinstance(solver.adjoint, BacksolveAdjoint):
+        return solver
+    return solver.replace(adjoint=VJPBacksolve(seminorm=solver.adjoint.seminorm))
 
 
 def main():

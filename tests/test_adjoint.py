@@ -61,7 +61,7 @@ def test_checked_adjoint_uses_backsolve_when_reversible(batching):
     net = _net(0.5, adjoint="checked", batching=batching)
     stats = _stats(net, X)
     assert int(stats.fell_back) == 0
-    assert float(stats.reversibility_error) < net.solver.check_threshold
+    assert float(stats.reversibility_error) < net.solver.adjoint.check_threshold
     g_checked = _grad(net, X)
     g_back = _grad(net.with_solver(adjoint="backsolve"), X)
     np.testing.assert_allclose(g_checked, g_back, rtol=1e-6)
@@ -72,7 +72,7 @@ def test_checked_adjoint_falls_back_to_checkpointing(batching):
     net = _net(40.0, adjoint="checked", batching=batching)
     stats = _stats(net, X)
     assert int(stats.fell_back) == 1
-    assert float(stats.reversibility_error) > net.solver.check_threshold
+    assert float(stats.reversibility_error) > net.solver.adjoint.check_threshold
     g_checked = _grad(net, X)
     g_ckpt = _grad(net.with_solver(adjoint="checkpoint"), X)
     np.testing.assert_allclose(g_checked, g_ckpt, rtol=1e-6)

@@ -15,7 +15,7 @@ from diffrax._term import AdjointTerm
 
 import odezoo
 from odezoo._backsolve import AdjointSolver, UnitControlTerm
-from odezoo._solver import BatchField
+from odezoo._solve import BatchField
 
 
 def _cnf_field():
@@ -121,7 +121,7 @@ def test_odezoo_backsolve_never_evaluates_the_jacobian_adjoint_field(monkeypatch
 def test_first_order_fields_keep_diffraxs_reverse_solver():
     # On an MLP field diffrax's Jacobian form measured 7-11% faster than the VJP form
     # (docs/benchmarks.md): only fields marked AbstractDerivativeField get AdjointSolver.
-    from odezoo._solver import _differentiates_itself
+    from odezoo._solve import _differentiates_itself
 
     net = odezoo.ODENet(2, width_size=8, key=jax.random.key(0))
     cnf = odezoo.CNF(2, hidden=(8,), key=jax.random.key(0))
@@ -129,8 +129,9 @@ def test_first_order_fields_keep_diffraxs_reverse_solver():
     assert not _differentiates_itself(BatchField(net.ode(x)[0], False))
     assert _differentiates_itself(BatchField(cnf.ode(x)[0], False))
     solver = odezoo.Solver(adjoint="backsolve")
-    assert not isinstance(solver._diffrax_adjoint("backsolve").kwargs["solver"], AdjointSolver)
-    assert isinstance(solver._diffrax_adjoint("backsolve", True).kwargs["solver"], AdjointSolver)
+    first_order = solver.adjoint.diffrax_adjoint(solver, False)
+    assert not isinstance(first_order.kwargs["solver"], AdjointSolver)
+    assert isinstance(solver.adjoint.diffrax_adjoint(solver, True).kwargs["solver"], AdjointSolver)
 
 
 @pytest.mark.slow

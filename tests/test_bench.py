@@ -53,7 +53,7 @@ def test_workload_weights_load_into_the_model_exactly():
 def test_strategy_checkpoint_factor():
     s = bench.strategies()["checkpoint-4x"]
     solver = s.apply(bench.workloads(quick=True)["toy"].solver())
-    assert solver.checkpoints == 4 * 90  # diffrax's default for max_steps=4096 is 90
+    assert solver.adjoint.checkpoints == 4 * 90  # diffrax's default for max_steps=4096 is 90
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 import odezoo
-from odezoo._solver import STAGE_EVALUATIONS
+from odezoo._stats import STAGE_EVALUATIONS
 
 
 def linear_field(t, y, args):
@@ -310,15 +310,15 @@ def test_cnf_samples_with_a_fixed_step_solver():
         (dict(max_steps=jnp.asarray(100)), "max_steps", 100),
         (dict(dt0=np.asarray(0.05)), "dt0", 0.05),
         (dict(checkpoints=np.int32(8)), "checkpoints", 8),
-        (dict(check_threshold=np.float64(5.0)), "check_threshold", 5.0),
+        (dict(adjoint="checked", check_threshold=np.float64(5.0)), "check_threshold", 5.0),
     ],
 )
 def test_numpy_and_jax_scalars_are_accepted(kwargs, field, value):
     solver = odezoo.Solver(**kwargs)
-    got = getattr(solver, field)
+    got = solver.to_config()[field]  # the solver's fields and its adjoint's options
     assert got == value and type(got) is type(value)
     hash(solver)  # static fields stay hashable
-    assert solver == odezoo.Solver(**{field: value})
+    assert solver == odezoo.Solver(**{**kwargs, field: value})
 
 
 @pytest.mark.parametrize(

@@ -32,18 +32,25 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from . import train as train
     from . import zoo as zoo
     from ._accumulate import ErrorAccumulator as ErrorAccumulator
-    from ._adjoint import reversibility_error as reversibility_error
+    from ._adjoint import AbstractAdjoint as AbstractAdjoint
+    from ._adjoint import AutoAdjoint as AutoAdjoint
+    from ._adjoint import BacksolveAdjoint as BacksolveAdjoint
+    from ._adjoint import CheckedAdjoint as CheckedAdjoint
+    from ._adjoint import CheckpointAdjoint as CheckpointAdjoint
+    from ._adjoint import DirectAdjoint as DirectAdjoint
+    from ._adjoint import parse_adjoint as parse_adjoint
     from ._counting import EvaluationCount as EvaluationCount
     from ._counting import count_evaluations as count_evaluations
     from ._regularisation import Regularisation as Regularisation
     from ._regularisation import penalised_solve as penalised_solve
     from ._regularisation import taylor_derivative as taylor_derivative
+    from ._reversibility import reversibility_error as reversibility_error
     from ._sde import solve_sde as solve_sde
+    from ._solve import check_solution as check_solution
+    from ._solve import solve as solve
     from ._solver import Solver as Solver
-    from ._solver import SolveStats as SolveStats
-    from ._solver import SolveStatus as SolveStatus
-    from ._solver import check_solution as check_solution
-    from ._solver import solve as solve
+    from ._stats import SolveStats as SolveStats
+    from ._stats import SolveStatus as SolveStatus
     from .nn import CNF as CNF
     from .nn import MLP as MLP
     from .nn import Classifier as Classifier
@@ -59,17 +66,24 @@ _EXPORTS = {
     "train": ".train",
     "zoo": ".zoo",
     "ErrorAccumulator": "._accumulate",
-    "reversibility_error": "._adjoint",
+    "reversibility_error": "._reversibility",
     "Regularisation": "._regularisation",
     "penalised_solve": "._regularisation",
     "taylor_derivative": "._regularisation",
     "EvaluationCount": "._counting",
     "count_evaluations": "._counting",
     "Solver": "._solver",
-    "SolveStats": "._solver",
-    "SolveStatus": "._solver",
-    "check_solution": "._solver",
-    "solve": "._solver",
+    "SolveStats": "._stats",
+    "SolveStatus": "._stats",
+    "check_solution": "._solve",
+    "solve": "._solve",
+    "AbstractAdjoint": "._adjoint",
+    "CheckpointAdjoint": "._adjoint",
+    "BacksolveAdjoint": "._adjoint",
+    "DirectAdjoint": "._adjoint",
+    "CheckedAdjoint": "._adjoint",
+    "AutoAdjoint": "._adjoint",
+    "parse_adjoint": "._adjoint",
     "solve_sde": "._sde",
     "CNF": ".nn",
     "MLP": ".nn",

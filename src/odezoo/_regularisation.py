@@ -34,7 +34,9 @@ from ._accumulate import ErrorAccumulator
 from ._backsolve import AbstractDerivativeField
 from ._errors import InputError
 from ._random import standard_normal, uniform
-from ._solver import Solver, SolveStats, _differentiates_itself, solve
+from ._solve import _differentiates_itself, solve
+from ._solver import Solver
+from ._stats import SolveStats
 
 CHANNELS = ("kinetic", "jacobian", "taylor")
 """The penalties integrated as extra state channels, in this order."""
@@ -291,10 +293,10 @@ def penalised_solve(
                 "the error-estimate regulariser needs an adaptive solver (with an error "
                 f"estimate); {type(solver.solver).__name__} takes fixed steps"
             )
-        if solver.adjoint not in ("checkpoint", "direct"):
+        if not solver.adjoint.differentiates_steps:
             raise InputError(
                 "the error-estimate regulariser is differentiated through the solver's "
-                f"steps: use adjoint='checkpoint' or 'direct', not {solver.adjoint!r}"
+                f"steps: use adjoint='checkpoint' or 'direct', not {solver.adjoint.name!r}"
             )
         solver = solver.replace(solver=ErrorAccumulator(solver.solver, solver.rtol, solver.atol))
     penalty_field = _penalty_field_class(field, reg.channels)(

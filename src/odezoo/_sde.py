@@ -18,23 +18,17 @@ from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
 from ._errors import SolverError
-from ._solver import (
-    Solver,
-    SolveStats,
-    SolveStatus,
-    all_finite,
-    backward_evaluations,
-    forward_evaluations,
-)
-
-SDE_ADJOINTS = ("checkpoint", "backsolve", "direct")
+from ._solve import all_finite
+from ._solver import Solver
+from ._stats import SolveStats, SolveStatus
 
 
 def check_sde_solver(solver: Solver) -> None:
     """Raise [`SolverError`][odezoo.SolverError] unless `solver` can solve an SDE.
 
-    SDEs are solved with fixed steps (`dt0` is required), with the adjoints
-    `"checkpoint"`, `"direct"` or `"backsolve"`; backsolve needs a Stratonovich solver
+    SDEs are solved with fixed steps (`dt0` is required), with an adjoint that has an
+    SDE form ([`AbstractAdjoint.sde_adjoint`][odezoo.AbstractAdjoint.sde_adjoint]:
+    `"checkpoint"`, `"direct"` or `"backsolve"`); backsolve needs a Stratonovich solver
     (diffrax's `ReversibleHeun`, `Heun`, `Midpoint`), since diffrax's `BacksolveAdjoint`
     solves the adjoint of the Stratonovich SDE.
     """
@@ -44,20 +38,7 @@ def check_sde_solver(solver: Solver) -> None:
             f"SDEs are solved with fixed steps: give the Solver a dt0 (the step size), e.g. "
             f"odezoo.Solver(solver=diffrax.{name}(), dt0=0.01)"
         )
-    if solver.adjoint not in SDE_ADJOINTS:
-        raise SolverError(
-            f"adjoint={solver.adjoint!r} is not available for SDEs; choose one of {SDE_ADJOINTS}"
-        )
-    if solver.adjoint == "backsolve" and not isinstance(
-        solver.solver, diffrax.AbstractStratonovichSolver
-    ):
-        raise SolverError(
-            f"adjoint='backsolve' on an SDE needs a Stratonovich solver (diffrax's backsolve "
-            f"adjoint is that of the Stratonovich SDE), got {name}; use diffrax.ReversibleHeun() "
-            "(algebraically reversible: exact backsolve gradients) or adjoint='checkpoint'"
-        )
-    if solver.seminorm:
-        raise SolverError("seminorm=True controls adaptive steps; SDEs take fixed steps")
+    solver.adjoint.sde_adjoint(solver)
 
 
 class _FlatField(eqx.Module):
@@ -89,16 +70,7 @@ def _one_sde_solve(solver, drift, diffusion, y0, args, t0, t1, ts, key, tol):
         t0, t1, tol=tol, shape=jax.ShapeDtypeStruct(y0.shape, y0.dtype), key=key
     )
     terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(_Diagonal(diffusion), bm))
-    if solver.adjoint == "backsolve":
-        adjoint = diffrax.BacksolveAdjoint(
-            solver=solver.solver, stepsize_controller=diffrax.ConstantStepSize()
-        )
-    else:
-        adjoint = (
-            diffrax.RecursiveCheckpointAdjoint(checkpoints=solver.checkpoints)
-            if solver.adjoint == "checkpoint"
-            else diffrax.DirectAdjoint()
-        )
+    adjoint = solver.adjoint.sde_adjoint(solver)
 
     def segment(y, ends):
         sol = diffrax.diffeqsolve(
@@ -238,19 +210,8 @@ def solve_sde(
         st["t_reached"] = jnp.min(reached)
     else:
         ys, st = _one_sde_solve(solver, drift, diffusion, y0, args, t0, t1, ts, key, tol)
-    nan = jnp.asarray(jnp.nan, jnp.float32)
-    nfe = forward_evaluations(solver, st["num_steps"])
-    stats = SolveStats(
-        num_steps=st["num_steps"],
-        num_accepted_steps=st["num_accepted_steps"],
-        num_rejected_steps=st["num_rejected_steps"],
-        nfe=nfe,
-        nfe_backward=backward_evaluations(solver, solver.adjoint, nfe),
-        t_reached=st["t_reached"],
-        failed=_status(st["failed"], ys, (y0, args, example_args, t0, t1, ts)),
-        reversibility_error=nan,
-        fell_back=jnp.asarray(0, jnp.int32),
-    )
+    failed = _status(st["failed"], ys, (y0, args, example_args, t0, t1, ts))
+    stats = SolveStats.of_solve(solver, st, failed)
     return ys, stats
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solver import Solver, auto_choice, auto_phase
+from .._adjoint import AbstractAdjoint, AutoAdjoint
 from ..train._tolerance import solver_of, swap_solvers
 from ._measure import (
     compile_fn,
@@ -84,7 +84,7 @@ def prepare_step(
     `prepare_auto`.
     """
     solver = solver_of(model)
-    if solver.adjoint == "auto":
+    if isinstance(solver.adjoint, AutoAdjoint):
         return prepare_auto(
             name,
             strategy,
@@ -113,7 +113,7 @@ def prepare_step(
         "adjoint": strategy.adjoint,
         "batching": strategy.batching,
         "solver": solver.describe(),
-        "checkpoints": solver.checkpoints,
+        "checkpoints": solver.to_config()["checkpoints"],
         "loss": float(value),
         "compile_s": compile_s,
         "first_call_s": first_call_s,
@@ -127,8 +127,8 @@ def prepare_step(
     return row, lambda: jax.block_until_ready(compiled(*args))
 
 
-def _with_adjoint(tree, auto: Solver, adjoint: str):
-    return None if tree is None else swap_solvers(tree, auto_phase(auto, adjoint))
+def _with_adjoint(tree, adjoint: AbstractAdjoint):
+    return None if tree is None else swap_solvers(tree, {"adjoint": adjoint})
 
 
 def prepare_auto(
@@ -155,27 +155,28 @@ def prepare_auto(
     compile times of both steps added up and the larger of their memories.
     """
     solver = solver_of(model)
-    every = solver.check_every
+    auto = solver.adjoint
+    every = auto.check_every
     variant = lambda adjoint: prepare_step(
         name,
         strategy,
-        _with_adjoint(model, solver, adjoint),
+        _with_adjoint(model, adjoint),
         loss,
         data,
         reference,
         optimizer=optimizer,
-        counted_model=_with_adjoint(counted_model, solver, adjoint),
+        counted_model=_with_adjoint(counted_model, adjoint),
     )
-    check_row, check_run = variant("checked")
-    chosen = auto_choice(check_row["fell_back"])
+    check_row, check_run = variant(auto.check)
+    chosen = auto.choice(check_row["fell_back"]).name
     rows, runs = {}, {}
-    rows[chosen], runs[chosen] = variant(chosen)
+    rows[chosen], runs[chosen] = variant(auto.choices[chosen])
 
     def block():
         out = check_run()
-        adjoint = auto_choice(int(out[-1].fell_back))
+        adjoint = auto.choice(int(out[-1].fell_back)).name
         if adjoint not in runs:  # the check decided otherwise than at preparation
-            rows[adjoint], runs[adjoint] = variant(adjoint)
+            rows[adjoint], runs[adjoint] = variant(auto.choices[adjoint])
         for _ in range(every - 1):
             out = runs[adjoint]()
         return out

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solver import auto_choice, auto_phase
+from .._adjoint import AutoAdjoint
 from ._defaults import CONTENDERS
 from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
 from ._report import cpu_count
@@ -456,17 +456,18 @@ def _odezoo_contender(wl: Workload, weights, solver, optimizer: str, info: dict)
         compiled, seconds = compile_fn(step, *args)
         return (lambda: jax.block_until_ready(compiled(*args))), seconds
 
-    if solver.adjoint != "auto":
+    auto = solver.adjoint
+    if not isinstance(auto, AutoAdjoint):
         run, info["compile_s"] = compiled_step(solver)
     else:
-        check, check_s = compiled_step(solver.replace(**auto_phase(solver, "checked")))
+        check, check_s = compiled_step(solver.replace(adjoint=auto.check))
         stats = check()[4]
-        chosen = auto_choice(int(stats.fell_back))
-        steady, steady_s = compiled_step(solver.replace(**auto_phase(solver, chosen)))
-        every = solver.check_every
+        chosen = auto.choice(int(stats.fell_back))
+        steady, steady_s = compiled_step(solver.replace(adjoint=chosen))
+        every = auto.check_every
         info.update(
             compile_s=check_s + steady_s,
-            chosen_adjoint=chosen,
+            chosen_adjoint=chosen.name,
             reversibility_error=float(stats.reversibility_error),
             check_every=every,
             steps_per_call=every,

@@ -78,7 +78,7 @@ def run_scaling(
             row: dict[str, Any] = {
                 "steps": n,
                 "strategy": st.name,
-                "checkpoints": solver.checkpoints,
+                "checkpoints": solver.to_config()["checkpoints"],
                 "max_steps": solver.max_steps,
             }
             try:

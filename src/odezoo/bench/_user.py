@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._adjoint import CheckpointAdjoint
 from .._errors import InputError
 from .._solver import Solver
 from ._adjoints import add_ratios, measure_strategies, prepare_step
@@ -78,9 +79,7 @@ def reference_solver(solver: Solver, tol: float, max_steps: int) -> Solver:
         atol=tol,
         dt0=None,
         max_steps=max_steps,
-        adjoint="checkpoint",
-        checkpoints=None,
-        seminorm=False,
+        adjoint=CheckpointAdjoint(),
         count_evals=False,
     )
 

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solver import Solver, solve
+from .._solve import solve
+from .._solver import Solver
 from ..data import cubic, toy2d
 from ..nn import CNF, ConvDynamics, ODENet
 from ._spiral import SPIRAL_T1, SPIRAL_U0, SpiralDynamics, spiral_times, true_spiral

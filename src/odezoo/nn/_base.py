@@ -35,7 +35,8 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._errors import InputError, OdezooError, SolverError
 from .._regularisation import Regularisation
-from .._solver import Solver, SolveStats
+from .._solver import Solver
+from .._stats import SolveStats
 
 
 class ODEProblem(NamedTuple):

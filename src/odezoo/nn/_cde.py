@@ -11,7 +11,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
-from .._solver import Solver, SolveStats, check_solution, solve
+from .._solve import check_solution, solve
+from .._solver import Solver
+from .._stats import SolveStats
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
 

@@ -9,7 +9,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from .._regularisation import Regularisation
-from .._solver import SolveStats
+from .._stats import SolveStats
 from ._arguments import as_shape
 from ._base import AbstractModel, AbstractODEModel, raises_odezoo_errors
 

@@ -15,7 +15,9 @@ from .._backsolve import AbstractDerivativeField
 from .._errors import InputError
 from .._random import standard_normal
 from .._regularisation import Regularisation, penalised_solve
-from .._solver import Solver, SolveStats, check_solution, solve
+from .._solve import check_solution, solve
+from .._solver import Solver
+from .._stats import SolveStats
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
 from ._dynamics import ConcatSquashMLP

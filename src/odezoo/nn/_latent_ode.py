@@ -14,7 +14,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from .._random import standard_normal
-from .._solver import Solver, SolveStats, check_solution, solve
+from .._solve import check_solution, solve
+from .._solver import Solver
+from .._stats import SolveStats
 from ._base import AbstractForecaster, AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._ode_rnn import ODERNN, HiddenField

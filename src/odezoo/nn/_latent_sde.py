@@ -13,7 +13,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._random import standard_normal
 from .._sde import solve_sde
-from .._solver import Solver, SolveStats, check_solution
+from .._solve import check_solution
+from .._solver import Solver
+from .._stats import SolveStats
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._latent_ode import gaussian_kl, gaussian_log_likelihood

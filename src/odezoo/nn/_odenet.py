@@ -11,7 +11,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from .._regularisation import Regularisation, penalised_solve
-from .._solver import Solver, SolveStats, check_solution, solve
+from .._solve import check_solution, solve
+from .._solver import Solver
+from .._stats import SolveStats
 from ._arguments import as_float, as_int, as_shape
 from ._base import AbstractODEModel, ODEProblem, check_times, raises_odezoo_errors
 from ._dynamics import ConcatMLP

@@ -12,7 +12,7 @@ import numpy as np
 from jax import Array
 
 from .._errors import SolverError
-from .._solver import SolveStatus
+from .._stats import SolveStatus
 from ._losses import Loss, cross_entropy, get_loss, huber
 from ._marginals import GaussianMarginals, evaluate_marginals
 from ._series_metrics import series_metrics

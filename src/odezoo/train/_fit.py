@@ -20,9 +20,10 @@ import optax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
+from .._adjoint import AbstractAdjoint, AutoAdjoint, parse_adjoint
 from .._counting import count_evaluations
 from .._errors import InputError, TrainingError
-from .._solver import Solver, auto_choice, auto_phase
+from .._solver import Solver
 from ._checkpoint import load_checkpoint, save_checkpoint, save_model
 from ._data import BatchSource
 from ._failure import Failure, failure_name
@@ -100,7 +101,7 @@ class _Setup:
     mesh: jax.sharding.Mesh
     batch_size: int
     trainable_parameters: int
-    auto: Solver | None  # the model's solver, when its adjoint is "auto"
+    auto: AutoAdjoint | None  # the model's adjoint, when it is "auto"
 
 
 @dataclasses.dataclass
@@ -116,7 +117,7 @@ class _State:
     resumed_from: int | None
     last_saved: int | None
     changes: dict | None = None  # the solver changes in force (tolerance schedule)
-    adjoint: str | None = None  # "auto": the adjoint chosen by the last check
+    adjoint: AbstractAdjoint | None = None  # "auto": the adjoint the last check chose
     checking: bool = False  # "auto": whether the step being taken is a check
     status: str = "completed"
     history: list[dict] = dataclasses.field(default_factory=list)
@@ -139,9 +140,8 @@ class _State:
         the adjoint of the step for training, is swapped back (for checkpoints, the
         saved model, the result, callbacks and evaluations)."""
         model, opt_state = self.model, self.opt_state
-        if setup.auto is not None and self.solver.adjoint != "auto":
-            changes = {"adjoint": "auto", "seminorm": setup.auto.seminorm}
-            model, opt_state = swap_solvers((model, opt_state), changes)
+        if setup.auto is not None and self.solver.adjoint != setup.auto:
+            model, opt_state = swap_solvers((model, opt_state), {"adjoint": setup.auto})
         return model, opt_state
 
 
@@ -287,7 +287,7 @@ def fit(
         checkpoint_every=checkpoint_every,
         callback=callback,
         **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
-        auto=_auto_solver(model),
+        auto=_auto_adjoint(model),
         **_open_run(run_dir, config, resume, steps),
     )
     state = _initial_state(setup, model, trainable, optimizer, key, resume)
@@ -348,10 +348,12 @@ def _key_parts(key):
     raise InputError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}")
 
 
-def _auto_solver(model) -> Solver | None:
-    """The model's solver when its adjoint is `"auto"` (chosen by `fit`'s checks)."""
+def _auto_adjoint(model) -> AutoAdjoint | None:
+    """The model's adjoint when it is `"auto"` (the adjoint `fit`'s checks choose)."""
     solver = solver_of(model)
-    return solver if solver is not None and solver.adjoint == "auto" else None
+    if solver is not None and isinstance(solver.adjoint, AutoAdjoint):
+        return solver.adjoint
+    return None
 
 
 def _prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh) -> dict:
@@ -441,14 +443,14 @@ def _initial_state(setup: _Setup, model, trainable, optimizer, key, resume: bool
     )
 
 
-def _adjoint_in_force(setup: _Setup, step: int) -> str | None:
+def _adjoint_in_force(setup: _Setup, step: int) -> AbstractAdjoint | None:
     """For `"auto"`, the adjoint chosen by the last check at or before `step`, from the
     run's log (`None`: a fresh run, or no check logged; the next step checks)."""
     if setup.auto is None or step == 0 or setup.run is None:
         return None
     checks = [r for r in setup.run.records() if r.get("kind") == "adjoint" and r["step"] <= step]
     if checks:
-        return checks[-1]["adjoint"]
+        return setup.auto.choices[checks[-1]["adjoint"]]
     if step % setup.auto.check_every:
         _say(
             setup,
@@ -491,13 +493,15 @@ def _change_tolerance(setup: _Setup, state: _State) -> None:
         state.changes = changes
 
 
-_AUTO_FIELDS = ("adjoint", "seminorm", "check_every")
+# What a tolerance schedule may not change under "auto": the adjoint and its options.
+_AUTO_FIELDS = ("adjoint", *(f.name for f in dataclasses.fields(AutoAdjoint)))
 
 
 def _check_schedule(setup: _Setup, changes: dict, step: int) -> None:
     """A tolerance schedule may not fight the `"auto"` adjoint's choices."""
     touched = [k for k in _AUTO_FIELDS if k in changes]
-    if (setup.auto is not None and touched) or changes.get("adjoint") == "auto":
+    to_auto = "adjoint" in changes and isinstance(parse_adjoint(changes["adjoint"]), AutoAdjoint)
+    if (setup.auto is not None and touched) or to_auto:
         raise InputError(
             f"the tolerance schedule changes {touched} at step {step}, but the adjoint "
             "'auto' chooses the adjoint itself: set adjoint='auto' (and check_every) on the "
@@ -512,24 +516,24 @@ def _choose_adjoint(setup: _Setup, state: _State) -> None:
     if setup.auto is None:
         return
     state.checking = state.adjoint is None or state.step % setup.auto.check_every == 0
-    adjoint = "checked" if state.checking else state.adjoint
+    adjoint = setup.auto.check if state.checking else state.adjoint
     if state.solver.adjoint != adjoint:
         state.params, state.static, state.opt_state = swap_solvers(
-            (state.params, state.static, state.opt_state), auto_phase(setup.auto, adjoint)
+            (state.params, state.static, state.opt_state), {"adjoint": adjoint}
         )
-    state.adjoint_steps[adjoint] = state.adjoint_steps.get(adjoint, 0) + 1
+    state.adjoint_steps[adjoint.name] = state.adjoint_steps.get(adjoint.name, 0) + 1
 
 
 def _log_check(setup: _Setup, state: _State, record: dict) -> None:
     """Record the check just taken and the adjoint it chooses for the next steps."""
     error = record.get("reversibility_error")
-    adjoint = auto_choice(record.get("fell_back"))
+    adjoint = setup.auto.choice(record.get("fell_back"))
     previous, state.adjoint = state.adjoint, adjoint
     switched = previous is not None and previous != adjoint
     rec = {
         "kind": "adjoint",
         "step": state.step,
-        "adjoint": adjoint,
+        "adjoint": adjoint.name,
         "reversibility_error": error,
         "check_threshold": setup.auto.check_threshold,
         "switched": switched,
@@ -542,9 +546,11 @@ def _log_check(setup: _Setup, state: _State, record: dict) -> None:
         if error is None:
             why = "reversibility error not finite"
         else:
-            why = f"reversibility error {error:.3g} {'<=' if adjoint == 'backsolve' else '>'} "
+            why = f"reversibility error {error:.3g} {'<=' if adjoint.name == 'backsolve' else '>'} "
             why += threshold
-        what = f"switched {previous} -> {adjoint}" if switched else f"chose {adjoint}"
+        what = f"chose {adjoint.name}"
+        if switched:
+            what = f"switched {previous.name} -> {adjoint.name}"
         every = setup.auto.check_every
         _say(
             setup,
@@ -647,11 +653,11 @@ def _record(
         rec["nfe_backward"] = vjps if vjps is not None else json_number(stats.nfe_backward)
         rec["solver_steps"] = json_number(stats.num_steps)
         rec["rejected_steps"] = json_number(stats.num_rejected_steps)
-        if solver is not None and solver.adjoint == "checked":
+        if solver is not None and solver.adjoint.checks_reversibility:
             rec["fell_back"] = json_number(stats.fell_back)
             rec["reversibility_error"] = json_number(stats.reversibility_error)
     if setup.auto is not None:
-        rec["adjoint"] = solver.adjoint
+        rec["adjoint"] = solver.adjoint.name
     rec.update({f"penalty_{name}": json_number(v) for name, v in penalties.items()})
     if state.changes is not None:
         rec.update({f"solver_{k}": json_number(v) for k, v in state.changes.items()})
@@ -766,6 +772,6 @@ def _summary(setup: _Setup, state: _State, **extra) -> dict:
         # Steps this process took with each adjoint, and its checks' choices.
         out["adjoint_steps"] = dict(state.adjoint_steps)
         out["adjoint_checks"] = len(state.adjoint_checks)
-        out["adjoint_final"] = state.adjoint
+        out["adjoint_final"] = None if state.adjoint is None else state.adjoint.name
     out.update(extra)
     return out

@@ -10,7 +10,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from .._regularisation import Regularisation
-from .._solver import SolveStats
+from .._stats import SolveStats
 from ..nn import AbstractModel
 from ._losses import Loss, get_loss
 

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._solver import SolveStats, SolveStatus, all_finite
+from .._solve import all_finite
+from .._stats import SolveStats, SolveStatus
 from ._data import Draw
 from ._failure import Failure, first_failure
 from ._penalised import split_aux
