@@ -23,6 +23,7 @@ counts a model's parameters.
 
 import abc
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
@@ -91,6 +92,10 @@ def _message_of(text: str) -> str:
 
 def _odezoo_error(model: "AbstractModel", err: Exception) -> OdezooError | None:
     text = str(err)
+    # A check inside compiled code of the model's own (a `lax.scan` of solves) fails as
+    # JAX's runtime error, with equinox's inside it; any other JAX error is not ours.
+    if isinstance(err, jax.errors.JaxRuntimeError) and "EquinoxRuntimeError: " not in text:
+        return None
     found = [m for m in _INPUT_MESSAGES if m in text]
     if found:
         return InputError(max(found, key=len))
@@ -110,13 +115,26 @@ def raises_odezoo_errors(method: _Method) -> _Method:
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except (eqx.EquinoxRuntimeError, eqx.EquinoxTracetimeError) as err:
+        except (
+            eqx.EquinoxRuntimeError,
+            eqx.EquinoxTracetimeError,
+            jax.errors.JaxRuntimeError,
+        ) as err:
             converted = _odezoo_error(self, err)
             if converted is None:
                 raise
             raise converted from None
 
+    wrapper.__odezoo_errors__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def _wrap_public_methods(cls: type) -> None:
+    """Wrap each public method `cls` defines (and `__call__`) in `raises_odezoo_errors`."""
+    for name, value in list(vars(cls).items()):
+        public = name == "__call__" or not name.startswith("_")
+        if inspect.isfunction(value) and public and not getattr(value, "__odezoo_errors__", False):
+            setattr(cls, name, raises_odezoo_errors(value))
 
 
 def check_input(x, example_shape: tuple[int, ...], what: str, *, batched: bool) -> Array:
@@ -225,6 +243,13 @@ class AbstractModel(eqx.Module):
 
     in_shape: eqx.AbstractVar[tuple[int, ...]]
 
+    def __init_subclass__(cls, **kwargs):
+        # Every public method of every model, `__call__` included, is wrapped here, once
+        # (as flowjax's `AbstractBijection` wraps its methods): a family need not, and
+        # cannot forget to, turn failed run-time checks into odezoo's exceptions.
+        super().__init_subclass__(**kwargs)
+        _wrap_public_methods(cls)
+
     @property
     def name(self) -> str:
         """A short description of the model, used in error messages."""
@@ -317,6 +342,9 @@ class AbstractModel(eqx.Module):
                 f"{type(solver).__name__}"
             )
         return eqx.tree_at(lambda m: m.ode_model().solver, self, new)
+
+
+_wrap_public_methods(AbstractModel)
 
 
 class AbstractODEModel(AbstractModel):

@@ -11,7 +11,7 @@ from .._errors import InputError
 from .._regularisation import Regularisation
 from .._stats import SolveStats
 from ._arguments import as_shape
-from ._base import AbstractModel, AbstractODEModel, raises_odezoo_errors
+from ._base import AbstractModel, AbstractODEModel
 
 
 def _stem_in_shape(stem, block: AbstractModel) -> tuple[int, ...] | None:
@@ -111,12 +111,10 @@ class Classifier(AbstractModel):
         """The block's ODE model (`None` when the block solves no ODE)."""
         return self.block.ode_model()
 
-    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
         """Logits for one example of shape `in_shape`."""
         return self.head(self.block(self.stem(self.check_input(x, batched=False))))
 
-    @raises_odezoo_errors
     def apply(
         self, xs: Array, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, SolveStats | None]:
@@ -126,7 +124,6 @@ class Classifier(AbstractModel):
         h, stats = self.block.apply(h)
         return jax.vmap(self.head)(h), stats
 
-    @raises_odezoo_errors
     def apply_regularised(
         self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, dict[str, Array], SolveStats | None]:

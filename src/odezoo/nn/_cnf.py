@@ -19,7 +19,7 @@ from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
 from ._arguments import as_bool, as_float, as_int
-from ._base import AbstractODEModel, ODEProblem, raises_odezoo_errors
+from ._base import AbstractODEModel, ODEProblem
 from ._dynamics import ConcatSquashMLP
 
 
@@ -231,7 +231,6 @@ class CNF(AbstractODEModel):
         base = -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * self.data_size * math.log(2 * math.pi)
         return base + logdet, reg, SolveStats.combine(all_stats)
 
-    @raises_odezoo_errors
     def log_prob(self, x: Array, *, key: PRNGKeyArray | None = None) -> Array:
         """Log-density of one example `(data_size,)` (a scalar).
 
@@ -240,14 +239,12 @@ class CNF(AbstractODEModel):
         x = self.check_input(x, batched=False)
         return self._flow(x, key, batched=False)[0]
 
-    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, SolveStats]:
         """Log-densities of a batch `(B, data_size)`, and the solve statistics."""
         xs = self.check_input(xs, batched=True)
         logp, _, stats = self._flow(xs, key, batched=True)
         return logp, stats
 
-    @raises_odezoo_errors
     def regularized(
         self, xs: Array, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, Array, SolveStats]:
@@ -259,7 +256,6 @@ class CNF(AbstractODEModel):
         penalty = self.kinetic * reg[:, 0] + self.jacobian * reg[:, 1]
         return logp, penalty, stats
 
-    @raises_odezoo_errors
     def apply_regularised(
         self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, dict[str, Array], SolveStats]:
@@ -308,12 +304,10 @@ class CNF(AbstractODEModel):
         base = -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * self.data_size * math.log(2 * math.pi)
         return base + logdet, totals, SolveStats.combine(all_stats)
 
-    @raises_odezoo_errors
     def sample(self, key: PRNGKeyArray, n: int) -> Array:
         """`n` samples `(n, data_size)`: base samples flowed backwards through the blocks."""
         return self.sample_with_stats(key, n)[0]
 
-    @raises_odezoo_errors
     def sample_with_stats(self, key: PRNGKeyArray, n: int) -> tuple[Array, SolveStats]:
         """Like [`sample`][odezoo.CNF.sample], with the solve statistics."""
         n = as_int("n", n, minimum=1)

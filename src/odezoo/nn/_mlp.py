@@ -11,7 +11,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from ._arguments import as_float, as_int
-from ._base import AbstractModel, raises_odezoo_errors
+from ._base import AbstractModel
 
 
 def init_linear(
@@ -107,12 +107,10 @@ class MLP(AbstractModel):
             x = self.activation(layer(x))
         return self.layers[-1](x)
 
-    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
         """The output for one example of shape `(in_size,)`."""
         return self.forward(self.check_input(x, batched=False))
 
-    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, None]:
         """Batched forward pass: `(outputs, None)` (no solver statistics for an MLP)."""
         return jax.vmap(self.forward)(self.check_input(xs, batched=True)), None

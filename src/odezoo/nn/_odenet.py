@@ -15,7 +15,7 @@ from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
 from ._arguments import as_float, as_int, as_shape
-from ._base import AbstractODEModel, ODEProblem, check_times, raises_odezoo_errors
+from ._base import AbstractODEModel, ODEProblem, check_times
 from ._dynamics import ConcatMLP
 
 
@@ -177,14 +177,12 @@ class ODENet(AbstractODEModel):
 
     # -- public API -------------------------------------------------------------------------
 
-    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
         """The output for one example of shape `in_shape`."""
         x = self.check_input(x, batched=False)
         y1, _ = self._solve(self._augment(x), batched=False)
         return self._readout(y1)
 
-    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, SolveStats]:
         """Outputs for a batch `(B, *in_shape)` and the solve's statistics.
 
@@ -195,7 +193,6 @@ class ODENet(AbstractODEModel):
         y1, stats = self._solve(jax.vmap(self._augment)(xs), batched=True)
         return jax.vmap(self._readout)(y1), stats
 
-    @raises_odezoo_errors
     def apply_regularised(
         self, xs: Array, regularisation: Regularisation, *, key: PRNGKeyArray | None = None
     ) -> tuple[Array, dict[str, Array], SolveStats]:
@@ -228,7 +225,6 @@ class ODENet(AbstractODEModel):
         y1 = check_solution(y1, stats, what=self.name, solver=self.solver, t0=self.t0, t1=self.t1)
         return jax.vmap(self._readout)(y1), values, stats
 
-    @raises_odezoo_errors
     def trajectory(self, x: Array, ts: Array) -> Array:
         """The full (augmented) state at times `ts`.
 

@@ -11,7 +11,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import InputError
 from ._arguments import as_int, as_shape
-from ._base import AbstractModel, raises_odezoo_errors
+from ._base import AbstractModel
 from ._mlp import MLP
 
 
@@ -102,17 +102,14 @@ class ResNet(AbstractModel):
             x = x + self._apply_block(block, x)
         return x
 
-    @raises_odezoo_errors
     def __call__(self, x: Array) -> Array:
         """The output for one example of shape `in_shape`."""
         return self._forward(self.check_input(x, batched=False))
 
-    @raises_odezoo_errors
     def apply(self, xs: Array, *, key: PRNGKeyArray | None = None) -> tuple[Array, None]:
         """Batched forward pass: `(outputs, None)`."""
         return jax.vmap(self._forward)(self.check_input(xs, batched=True)), None
 
-    @raises_odezoo_errors
     def trajectory(self, x: Array) -> Array:
         """The hidden state after each block, `(depth + 1, *in_shape)`, input first."""
         x = self.check_input(x, batched=False)
