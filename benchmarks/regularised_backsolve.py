@@ -19,7 +19,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-import odezoo._solver as solver_module
+import odezoo._solve as solver_module
 from odezoo import bench
 from odezoo.bench._measure import interleaved_timing
 from odezoo.bench._report import environment

@@ -140,7 +140,7 @@ def test_penalties_that_differentiate_the_field_get_the_vjp_reverse_solver(x64, 
     # CNF's trace does, so its reverse solve takes one VJP per stage; a kinetic penalty
     # on a first-order field keeps diffrax's reverse solver. The gradient equals the one
     # diffrax's reverse solver gives.
-    import odezoo._solver as solver_module
+    import odezoo._solve as solver_module
     from odezoo._regularisation import DerivativePenaltyField, PenaltyField, _penalty_field_class
 
     net = odezoo.ODENet(2, width_size=8, key=jax.random.key(0))
