@@ -134,7 +134,7 @@ def test_tutorial_code_blocks_run():
 def test_zoo_cards_link_other_entries_and_print_no_none():
     """The committed cards, as the renderer writes them: an entry named in a card links to
     that entry's card, and a model without an ODE solve prints no 'NFE None / None'."""
-    from odezoo.zoo._build import render_card
+    from odezoo.zoo._card import render_card
 
     zoo = ROOT / "zoo"
     names = {d.name for d in zoo.iterdir() if (d / "config.json").is_file()}

@@ -149,7 +149,7 @@ def test_classifier_metrics_and_masked_gru_inputs():
 
 
 def test_series_entries_train_from_a_config_and_get_their_figures(tmp_path):
-    from odezoo.zoo._build import _figures_for
+    from odezoo.zoo._figure_registry import figures_for
 
     model_cfg = {"type": "gru_seq2seq", "data_size": 2, "hidden_size": 4}
     cfg = _cfg({"name": "spirals", "n_train": 4, "n_test": 4, "n_times": 10}, model_cfg)
@@ -159,7 +159,7 @@ def test_series_entries_train_from_a_config_and_get_their_figures(tmp_path):
         build_model(cfg), data.train, loss=build_loss(cfg), steps=2, key=jax.random.key(0)
     )
     assert np.all(np.isfinite(result.losses))
-    figures = _figures_for("test", cfg, result.model, tmp_path)
+    figures = figures_for("test", cfg, result.model, tmp_path)
     assert [f for f, _ in figures] == ["spirals.png"] and (tmp_path / "spirals.png").is_file()
     assert eqx.tree_equal(result.model.in_shape, (2,))
 

@@ -16,7 +16,8 @@ import pytest
 import odezoo
 from odezoo import zoo
 from odezoo.train import fit
-from odezoo.zoo._build import METRICS, CardMismatchError, check_entry
+from odezoo.zoo import CardMismatchError, check_entry
+from odezoo.zoo._registry import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["seed-cubic-odenet", "seed-cubic-resnet", "seed-cubic-anode"]
@@ -276,8 +277,7 @@ def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
     reproduces (bit for bit on one machine); after tampering with the card it does not,
     and the command exits with status 1."""
     from odezoo.cli import main as odezoo_main
-    from odezoo.zoo import _build as zoo_build
-    from odezoo.zoo import build_entry, fast_entries, reproduce_entry, source_version
+    from odezoo.zoo import _reproduce, build_entry, fast_entries, reproduce_entry, source_version
 
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path / "zoo"))
     name = _tiny_entry(tmp_path / "zoo")
@@ -304,7 +304,7 @@ def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
     stated["metrics"]["loss"] *= 1.2  # off by 20%: more than the 5% tolerance
     (zoo.entry_dir(name) / METRICS).write_text(json.dumps(stated))
     capsys.readouterr()
-    monkeypatch.setattr(zoo_build, "fast_entries", lambda: [name])  # not the shipped ones
+    monkeypatch.setattr(_reproduce, "fast_entries", lambda: [name])  # not the shipped ones
     assert odezoo_main(["zoo", "reproduce", "--fast"]) == 1
     out = capsys.readouterr().out
     assert out.startswith(f"NOT reproduced {name}: loss ")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import CardMismatchError as CardMismatchError
 from .._errors import UnknownEntryError as UnknownEntryError
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports, type_checking_exports
 from ._registry import config as config
 from ._registry import create as create
 from ._registry import entry_dir as entry_dir
@@ -23,51 +23,29 @@ from ._registry import load as load
 from ._registry import names as names
 from ._registry import search_path as search_path
 
-if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
-    from ._build import FIGURES as FIGURES
-    from ._build import CardCheck as CardCheck
-    from ._build import FigureContext as FigureContext
-    from ._build import Reproduction as Reproduction
+if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_checking_exports)
     from ._build import build_entry as build_entry
-    from ._build import check_entry as check_entry
-    from ._build import fast_entries as fast_entries
-    from ._build import headline_metrics as headline_metrics
-    from ._build import register_figures as register_figures
-    from ._build import reproduce_entry as reproduce_entry
-    from ._build import source_version as source_version
-    from ._build import tolerance_sweep as tolerance_sweep
     from ._card_tolerance import read_tolerances as read_tolerances
     from ._card_tolerance import tolerance_bound as tolerance_bound
     from ._card_tolerance import tolerance_from_spread as tolerance_from_spread
     from ._card_tolerance import write_card_tolerances as write_card_tolerances
+    from ._check import CardCheck as CardCheck
+    from ._check import check_entry as check_entry
     from ._compare import Comparison as Comparison
     from ._compare import compare as compare
     from ._compare import comparison_rows as comparison_rows
     from ._compare import comparison_table as comparison_table
     from ._compare import refresh_comparisons as refresh_comparisons
+    from ._evaluate import headline_metrics as headline_metrics
+    from ._evaluate import tolerance_sweep as tolerance_sweep
+    from ._figure_registry import FIGURES as FIGURES
+    from ._figure_registry import FigureContext as FigureContext
+    from ._figure_registry import register_figures as register_figures
+    from ._provenance import source_version as source_version
+    from ._reproduce import Reproduction as Reproduction
+    from ._reproduce import fast_entries as fast_entries
+    from ._reproduce import reproduce_entry as reproduce_entry
 
-_EXPORTS = {
-    "FIGURES": "._build",
-    "CardCheck": "._build",
-    "FigureContext": "._build",
-    "Reproduction": "._build",
-    "build_entry": "._build",
-    "check_entry": "._build",
-    "fast_entries": "._build",
-    "headline_metrics": "._build",
-    "register_figures": "._build",
-    "reproduce_entry": "._build",
-    "source_version": "._build",
-    "tolerance_sweep": "._build",
-    "read_tolerances": "._card_tolerance",
-    "tolerance_bound": "._card_tolerance",
-    "tolerance_from_spread": "._card_tolerance",
-    "write_card_tolerances": "._card_tolerance",
-    "Comparison": "._compare",
-    "compare": "._compare",
-    "comparison_rows": "._compare",
-    "comparison_table": "._compare",
-    "refresh_comparisons": "._compare",
-}
+_EXPORTS = type_checking_exports(__file__)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -22,10 +22,7 @@ import os
 import re
 
 from .._format import format_number
-from ._registry import entry_dir
-
-METRICS = "metrics.json"
-CARD = "card.md"
+from ._registry import CARD, METRICS, entry_dir
 
 # The least a card allows, whatever the measured spread: XLA's code for CPUs that were
 # not measured may round differently again.

@@ -129,7 +129,7 @@ def _write_json(path: str | None, results: dict) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ._build import check_entry
+    from ._check import check_entry
     from ._registry import entry_dir, has_weights, names
 
     todo = args.names or [n for n in names() if has_weights(n)]
@@ -150,8 +150,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .._errors import ConfigError
-    from ._build import fast_entries, reproduce_entry
     from ._registry import entry_dir
+    from ._reproduce import fast_entries, reproduce_entry
 
     todo = list(args.names)
     if args.fast:

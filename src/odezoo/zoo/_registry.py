@@ -16,8 +16,12 @@ from .._errors import ConfigError, MissingFileError
 from .._errors import UnknownEntryError as UnknownEntryError
 
 ZOO_PATH_ENV = "ODEZOO_ZOO_PATH"
+# The files of an entry's folder.
 CONFIG = "config.json"
 WEIGHTS = "model.eqx"
+METRICS = "metrics.json"
+TRAINING_LOG = "training.jsonl"
+CARD = "card.md"
 
 
 def search_path() -> list[Path]:
@@ -121,6 +125,11 @@ def config(name: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     return cfg
+
+
+def card_meta(cfg: dict) -> dict:
+    """The config's `meta.card`: what an entry's card says besides its metrics."""
+    return dict((cfg.get("meta") or {}).get("card") or {})
 
 
 def has_weights(name: str | os.PathLike) -> bool:
