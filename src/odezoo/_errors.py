@@ -8,6 +8,8 @@ working. Each message says what went wrong and what to do.
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
 
@@ -92,3 +94,31 @@ class UnknownEntryError(OdezooError, KeyError, ValueError):
 
 class CardMismatchError(OdezooError, AssertionError):
     """An entry's shipped weights do not reproduce the metrics its card states."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message as one line. For an `equinox.EquinoxRuntimeError` (how a
+    check inside `jit`, such as a failed ODE solve, surfaces) only odezoo's message,
+    without equinox's debugging advice.
+
+    Arguments:
+
+    - `e`: the exception.
+    """
+    text = str(e)
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(e, eqx.EquinoxRuntimeError):
+        text = text.split("EquinoxRuntimeError: ")[-1]
+    text = re.split(r"\n-{5,}", text)[0]
+    return " ".join(text.split())
+
+
+def error_line(e: BaseException) -> str:
+    """What went wrong, as one line: an odezoo error's message
+    (`one_line`); any other exception's, after its type name.
+
+    Arguments:
+
+    - `e`: the exception.
+    """
+    return one_line(e) if isinstance(e, OdezooError) else f"{type(e).__name__}: {one_line(e)}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import textwrap
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, OdezooError
+from ._errors import ConfigError, OdezooError, one_line
 
 DEBUG_ENV = "ODEZOO_DEBUG"
 
@@ -183,26 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands ---------------------------------------------------------------------------
 
 
-def _target_config(target: str) -> tuple[dict, str]:
-    """The config of a zoo entry, a config .json file or a run directory, and its name.
-    Reads JSON only (no JAX)."""
-    from . import zoo
-
-    path = Path(target)
-    if path.is_file():
-        try:
-            cfg = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path} is not valid JSON: {e}") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{path} must hold a JSON object")
-        return cfg, cfg.get("name") or path.stem
-    if target.endswith(".json") and not path.exists():
-        raise _Fail(f"no config file or run directory at {target}")
-    cfg = zoo.config(target)  # a zoo entry or a run directory (a clear error otherwise)
-    return cfg, cfg.get("name") or (path.name if path.is_dir() else target)
-
-
 def _terminal_width() -> int:
     return max(60, shutil.get_terminal_size((100, 24)).columns)
 
@@ -279,8 +258,9 @@ def _parameter_count(name_or_dir: str, cfg: dict) -> int:
 
 def _cmd_info(args) -> int:
     from . import zoo
+    from .zoo._registry import named_config
 
-    cfg, name = _target_config(args.name)
+    cfg, name = named_config(args.name)
     if args.json:
         from .config import full_config
 
@@ -345,14 +325,18 @@ def _check_override(base: dict, key: str, text: str, value: Any) -> None:
     )
 
 
-def _apply_overrides(cfg: dict, args) -> dict:
-    from .config import full_config, parse_value, set_value
+def _overrides(cfg: dict, args) -> list[tuple[str, Any]]:
+    """The config changes the arguments ask for, in order: each `--set` (its value
+    parsed and checked against the setting's kind), then `--steps`, `--batch-size`,
+    `--lr` and `--seed`."""
+    from .config import full_config, parse_value
 
     base = full_config(cfg)
+    changes = []
     for key, text in args.overrides:
         value = parse_value(text)
         _check_override(base, key, text, value)
-        cfg = set_value(cfg, key, value)
+        changes.append((key, value))
     for attr, key in (
         ("steps", "train.steps"),
         ("batch_size", "train.batch_size"),
@@ -361,8 +345,8 @@ def _apply_overrides(cfg: dict, args) -> dict:
     ):
         value = getattr(args, attr)
         if value is not None:
-            cfg = set_value(cfg, key, value)
-    return cfg
+            changes.append((key, value))
+    return changes
 
 
 def _cmd_train(args) -> int:
@@ -386,74 +370,33 @@ def _cmd_train(args) -> int:
 
     import jax
 
-    from .config import (
-        build_data,
-        build_evaluate,
-        build_loss,
-        build_model,
-        build_optimizer,
-        build_tolerance,
-        full_config,
-        train_key,
-    )
-    from .train import enable_compilation_cache, errors_as_nan, fit
-    from .train._rundir import check_run_dir
+    from .train import enable_compilation_cache, errors_as_nan, train_config
+    from .zoo._registry import named_config
 
-    cfg, name = _target_config(args.target)
-    cfg = full_config(_apply_overrides(cfg, args))
+    cfg, name = named_config(args.target)
+    overrides = _overrides(cfg, args)
     if args.out:
         out = Path(args.out)
     elif args.resume and Path(args.target).is_dir():
         out = Path(args.target)  # `odezoo train RUN_DIR --resume` continues that run
     else:
         out = Path("runs") / name
-    # Nothing a user wrote is overwritten: a RunDirError (one line) says what to do.
-    start = check_run_dir(out, resume=args.resume, steps=cfg["train"]["steps"])
     errors_as_nan()  # lets the persistent cache store ODE train steps (no host callbacks)
-    cache = None if args.no_cache else enable_compilation_cache()
-    data = build_data(cfg)
-    try:  # a bad model setting fails here, before "training ..." is said
-        model = build_model(cfg)
-    except Exception as e:  # e.g. a negative width: the model's own InputError
-        mine = [f"{k}={v}" for k, v in args.overrides if k.startswith("model.")]
-        where = f" (--set {' '.join(mine)})" if mine else ""
-        what = _one_line(e) if isinstance(e, OdezooError) else f"{type(e).__name__}: {_one_line(e)}"
-        raise ConfigError(f"cannot build the model from the config{where}: {what}") from e
-    t = cfg["train"]
-    main = jax.process_index() == 0
-    if main:
-        where = f", compilation cache {cache}" if cache else ""
-        if start is None:
-            doing = f"training {name} for {t['steps']} steps into {out}"
-        elif start >= t["steps"]:
-            doing, where = (
-                f"{out} holds a finished run of {t['steps']} steps: nothing left to do",
-                "",
-            )
-        else:
-            doing = f"resuming {name} from step {start} of {t['steps']} in {out}"
-        print(doing + where, file=sys.stderr)
-    result = fit(
-        model,
-        data.train,
-        loss=build_loss(cfg),
-        optimizer=build_optimizer(cfg),
-        steps=t["steps"],
-        batch_size=t["batch_size"],
-        key=train_key(cfg),
-        tolerance=build_tolerance(cfg),
-        evaluate=build_evaluate(cfg, data),
-        eval_every=t["eval_every"],
-        log_every=t["log_every"],
-        run_dir=out,
-        config=cfg,
-        checkpoint_every=t["checkpoint_every"],
+    if not args.no_cache:
+        enable_compilation_cache()
+    # Nothing a user wrote is overwritten: a RunDirError (one line) says what to do.
+    result = train_config(
+        args.target,
+        out,
+        overrides=overrides,
         resume=args.resume,
         progress=not args.no_progress,
+        compilation_cache=not args.no_cache,
+        log=lambda line: print(line, file=sys.stderr),
     )
-    if main:
+    if jax.process_index() == 0:
         s = result.summary
-        if result.steps_run == 0 and start is not None:
+        if result.steps_run == 0 and args.resume:
             print(f"unchanged: {out} (its summary is kept in metrics.json)")
             return 0
         parts = [f"{s['steps']} steps", f"loss {_fmt(s['final_loss'])}"]
@@ -545,18 +488,6 @@ def _entry_name(target: str) -> str:
     )
 
 
-def _one_line(e: BaseException) -> str:
-    """An exception's message as one line. For an `equinox.EquinoxRuntimeError` (how a
-    check inside `jit`, such as a failed ODE solve, surfaces) only odezoo's message,
-    without equinox's debugging advice."""
-    text = str(e)
-    eqx = sys.modules.get("equinox")
-    if eqx is not None and isinstance(e, eqx.EquinoxRuntimeError):
-        text = text.split("EquinoxRuntimeError: ")[-1]
-    text = re.split(r"\n-{5,}", text)[0]
-    return " ".join(text.split())
-
-
 def _is_solver_failure(e: BaseException) -> bool:
     eqx = sys.modules.get("equinox")
     return eqx is not None and isinstance(e, eqx.EquinoxRuntimeError)
@@ -593,15 +524,15 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (OdezooError, OSError) as e:
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 -- an unexpected failure is one line too
         if os.environ.get(DEBUG_ENV):
             raise
         if _is_solver_failure(e):  # odezoo's own check inside jit, e.g. max_steps
-            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
             return 1
-        message = _one_line(e)
+        message = one_line(e)
         if len(message) > 300:
             message = message[:297] + "..."
         print(

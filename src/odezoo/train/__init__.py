@@ -1,8 +1,9 @@
 """Training: one optax loop for every model, sharded across devices, with run
 directories, checkpoints and clear failures.
 
-The entry point is [`fit`][odezoo.train.fit]; the CLI (`odezoo train`) and the zoo
-call it with a model, data and loss built from a config by `odezoo.config`.
+The entry point is [`fit`][odezoo.train.fit]; [`train_config`][odezoo.train.train_config]
+calls it with a model, data and loss built from a config by `odezoo.config`, into a run
+directory, for the CLI (`odezoo train`) and the zoo (`odezoo zoo reproduce`).
 """
 
 from .._errors import CheckpointError as CheckpointError
@@ -30,6 +31,7 @@ from ._marginals import GaussianMarginals as GaussianMarginals
 from ._marginals import evaluate_marginals as evaluate_marginals
 from ._penalised import LossAux as LossAux
 from ._penalised import penalised as penalised
+from ._run_config import train_config as train_config
 from ._rundir import RunDir as RunDir
 from ._series_losses import elbo_loss as elbo_loss
 from ._series_losses import forecast_mse as forecast_mse

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.experimental.compilation_cache import compilation_cache
 
 CACHE_ENV = "ODEZOO_JAX_CACHE_DIR"
 _OFF = ("", "0", "off", "none", "false")
@@ -60,6 +63,33 @@ def enable_compilation_cache(
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return directory
+
+
+def cache_in_use() -> str | None:
+    """The persistent compilation cache's directory when this process reads and writes
+    it (see `enable_compilation_cache`), else `None`."""
+    if not jax.config.jax_enable_compilation_cache:
+        return None
+    return jax.config.jax_compilation_cache_dir or None
+
+
+@contextlib.contextmanager
+def compilation_cache_off() -> Iterator[None]:
+    """Within the block, every program is compiled afresh: none is loaded from JAX's
+    persistent compilation cache or stored in it, even where this process enabled it.
+    The cache is as before afterwards.
+
+    JAX decides once per process whether to use the cache, so the decision is reset
+    on entry and on exit.
+    """
+    previous = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", previous)
+        compilation_cache.reset_cache()
 
 
 def errors_as_nan() -> bool:

@@ -127,6 +127,29 @@ def config(name: str | os.PathLike) -> dict[str, Any]:
     return cfg
 
 
+def named_config(target: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """The config of a zoo entry, a config `.json` file or a run directory, and its name
+    (the config's `name`, else the file's stem, the directory's name or the entry's).
+
+    Arguments:
+
+    - `target`: a zoo entry name, the path of a config `.json` file, or a run directory.
+    """
+    path = Path(target)
+    if path.is_file():
+        try:
+            cfg = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path} is not valid JSON: {e}") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{path} must hold a JSON object")
+        return cfg, cfg.get("name") or path.stem
+    if str(target).endswith(".json") and not path.exists():
+        raise MissingFileError(f"no config file or run directory at {target}")
+    cfg = config(target)  # a zoo entry or a run directory (a clear error otherwise)
+    return cfg, cfg.get("name") or (path.name if path.is_dir() else str(target))
+
+
 def card_meta(cfg: dict) -> dict:
     """The config's `meta.card`: what an entry's card says besides its metrics."""
     return dict((cfg.get("meta") or {}).get("card") or {})

@@ -1,5 +1,5 @@
-"""Reproducing an entry's card by retraining it from its config (`odezoo train NAME`, in a
-fresh process) and comparing the retrained model's metrics with the card's, within the
+"""Reproducing an entry's card by retraining it from its config, in this process with a
+fresh compile, and comparing the retrained model's metrics with the card's, within the
 reproduce tolerances."""
 
 from __future__ import annotations
@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .._errors import error_line
 from .._format import format_number
 from ._check import within
 from ._evaluate import headline_metrics
@@ -90,30 +89,16 @@ def _bound(key: str, want: float, tolerance: float | None, entry_rtol: dict) -> 
     return rtol * abs(want) + atol
 
 
-def _train_command(name: str, out: Path) -> list[str]:
-    """The card's `odezoo train NAME --out DIR`, run by this Python in a fresh process
-    (the odezoo that is imported here, the zoo search path of this process)."""
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from odezoo.cli import main; sys.exit(main(sys.argv[1:]))",
-        "train",
-        name,
-        "--out",
-        str(out),
-        "--no-progress",
-        "--no-cache",  # compile here and now, never reuse another build's executable
-    ]
-
-
 def reproduce_entry(
     name: str,
     *,
     tolerance: float | None = None,
     out: str | os.PathLike | None = None,
 ) -> Reproduction:
-    """Retrain zoo entry `name` from its config, as its card says (`odezoo train NAME`,
-    in a fresh process), and compare the retrained model's metrics with the card's.
+    """Retrain zoo entry `name` from its config, as its card says (`odezoo train NAME`:
+    [`train_config`][odezoo.train.train_config], in this process, with every program
+    compiled afresh, never loaded from the persistent compilation cache), and compare the
+    retrained model's metrics with the card's.
 
     Where [`check_entry`][odezoo.zoo.check_entry] asks whether the shipped weights give
     the card's numbers, this asks whether today's code still trains those weights' numbers
@@ -136,7 +121,8 @@ def reproduce_entry(
 
     A [`Reproduction`][odezoo.zoo.Reproduction]; `str()` of it is one line starting with
     "reproduced" or "NOT reproduced" and giving each metric, the card's value and the
-    bound.
+    bound. A failed retraining (any exception) is not raised: its one-line message is
+    the result's `error`.
 
     Why these tolerances: training is bit-deterministic on one machine (two runs of the
     same config give identical weights), but XLA rounds differently on another CPU or at
@@ -169,6 +155,8 @@ def reproduce_entry(
     assert result.reproduced
     ```
     """
+    from ..train import train_config
+
     folder = entry_dir(name)
     if not (folder / METRICS).is_file():
         raise FileNotFoundError(
@@ -184,17 +172,13 @@ def reproduce_entry(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"odezoo-reproduce-{name}-") as tmp:
         run = Path(out) if out is not None else Path(tmp) / name
-        env = dict(os.environ)
-        # The child imports the odezoo that is imported here.
-        src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-        done = subprocess.run(_train_command(name, run), capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-            error = lines[-1] if lines else f"exit status {done.returncode}"
+        try:
+            # Compiled here and now: never an executable of another build from the cache.
+            train_config(name, run, compilation_cache=False)
+        except Exception as e:  # noqa: BLE001 -- any failure is the reproduction's answer
             return Reproduction(
                 name, False, stated, {}, bounds, time.perf_counter() - start,
-                card.get("built_with"), version, error,
+                card.get("built_with"), version, error_line(e),
             )  # fmt: skip
         measured = headline_metrics(name, load(run))
     ok = all(within(measured.get(k), v, bounds[k]) for k, v in stated.items())
