@@ -370,7 +370,7 @@ def _cmd_train(args) -> int:
 
     import jax
 
-    from .train import enable_compilation_cache, errors_as_nan, train_config
+    from .train import errors_as_nan, train_config
     from .zoo._registry import named_config
 
     cfg, name = named_config(args.target)
@@ -382,8 +382,6 @@ def _cmd_train(args) -> int:
     else:
         out = Path("runs") / name
     errors_as_nan()  # lets the persistent cache store ODE train steps (no host callbacks)
-    if not args.no_cache:
-        enable_compilation_cache()
     # Nothing a user wrote is overwritten: a RunDirError (one line) says what to do.
     result = train_config(
         args.target,

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 from .._errors import ConfigError, error_line
-from ._cache import cache_in_use, compilation_cache_off
+from ._cache import cache_in_use, compilation_cache_off, enable_compilation_cache
 from ._fit import TrainResult, fit
 from ._rundir import check_run_dir
 
@@ -30,7 +30,7 @@ def train_config(
     overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
     resume: bool = False,
     progress: bool = False,
-    compilation_cache: bool = True,
+    compilation_cache: bool | None = None,
     log: Callable[[str], Any] | None = None,
 ) -> TrainResult:
     """Train a config into run directory `out`, as `odezoo train` does: build the model,
@@ -55,10 +55,11 @@ def train_config(
     - `resume`: continue the run in `out` from its checkpoint (a finished run is left
       as it is: `steps_run` is 0).
     - `progress`: show a progress bar.
-    - `compilation_cache`: whether programs may come from (and go to) JAX's persistent
-      compilation cache, where this process enabled it
-      ([`enable_compilation_cache`][odezoo.train.enable_compilation_cache]); `False`
-      compiles every program afresh, as `odezoo zoo reproduce` does.
+    - `compilation_cache`: JAX's persistent compilation cache for this run: `None`, as
+      this process has it; `True`, enabled in its default directory
+      ([`enable_compilation_cache`][odezoo.train.enable_compilation_cache]) once `out`
+      is checked, as `odezoo train` does; `False`, off: every program is compiled
+      afresh, as `odezoo zoo reproduce` does.
     - `log`: called with one line saying what the run does (training, resuming, or
       nothing left to do), by process 0 only; default silent. `odezoo train` prints it.
 
@@ -111,7 +112,9 @@ def train_config(
     out = Path(out)
     t = cfg["train"]
     start = check_run_dir(out, resume=resume, steps=t["steps"])
-    fresh = contextlib.nullcontext() if compilation_cache else compilation_cache_off()
+    if compilation_cache:
+        enable_compilation_cache()
+    fresh = compilation_cache_off() if compilation_cache is False else contextlib.nullcontext()
     with fresh:
         data = build_data(cfg)
         try:  # a bad model setting fails here, before "training ..." is said
