@@ -48,9 +48,10 @@ import numpy as np
 import odezoo
 import odezoo.zoo
 from odezoo.bench._measure import interleaved_timing
-from odezoo.bench._peers import torch_field, torch_loss
 from odezoo.bench._report import environment, preamble, table, write_json
-from odezoo.bench._workloads import workloads
+
+from _harness.peers import torch_field, torch_loss
+from _harness.workloads import workloads
 
 
 class StoreThenCheckpoint(diffrax.RecursiveCheckpointAdjoint):
@@ -269,8 +270,8 @@ def floor(torch, torchdiffeq, name="mlp", n=20):
     """The evaluation floor of one training gradient on workload `name` (see the module
     docstring, item 6). `n` is torchode's and `odeint`'s forward count on these
     workloads (odezoo makes one more, and two for its initial step)."""
-    from odezoo.bench._measure import count_nfe
-    from odezoo.bench._peers import torchode_solve
+    from _harness.measure import count_nfe
+    from _harness.peers import torchode_solve
 
     wl = workloads()[name]
     weights = wl.weights()

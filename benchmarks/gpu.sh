@@ -73,9 +73,9 @@ part() {  # part NAME ARGS...: one run, time-boxed, logged
     status=1
     return
   fi
-  echo "== $name (at most $secs s): odezoo bench $*" | tee -a "$LOG"
+  echo "== $name (at most $secs s): python benchmarks/run.py $*" | tee -a "$LOG"
   local t0=$SECONDS
-  timeout --signal=INT "$secs" "$PY" -m odezoo.bench "$@" --out "$OUT/$name" --force \
+  timeout --signal=INT "$secs" "$PY" benchmarks/run.py "$@" --out "$OUT/$name" --force \
     >> "$LOG" 2>&1
   local rc=$?
   echo "== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"

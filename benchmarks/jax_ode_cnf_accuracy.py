@@ -15,14 +15,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from odezoo.bench._measure import (
-    make_optimizer,
-    reference_gradient,
-    relative_error,
-    train_step,
-)
-from odezoo.bench._peers import jax_ode_step
-from odezoo.bench._workloads import workloads
+from odezoo.bench._measure import make_optimizer, relative_error
+
+from _harness.measure import reference_gradient, train_step
+from _harness.peers import jax_ode_step
+from _harness.workloads import workloads
 
 
 def jax_ode(wl, weights, dtype):

@@ -7,7 +7,7 @@ Reads `results/parts/adjoints-<workload>/adjoints.json` and writes
 import json
 from pathlib import Path
 
-from odezoo.bench import write_report
+from _harness.report import write_report
 
 ROOT = Path(__file__).resolve().parent / "results"
 

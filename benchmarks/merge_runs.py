@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from odezoo.bench import write_report
+from _harness.report import write_report
 
 EXPERIMENTS = ("peers", "precision", "adjoints")
 

@@ -45,15 +45,11 @@ from odezoo import AbstractAdjoint, BacksolveAdjoint, Solver, count_evaluations
 from odezoo._backsolve import UnitControlTerm
 from odezoo._initial_step import initial_step as _initial_step
 from odezoo._solve import BatchField
-from odezoo.bench._measure import (
-    interleaved_timing,
-    make_optimizer,
-    reference_gradient,
-    relative_error,
-    train_step,
-)
-from odezoo.bench._peers import jax_ode_step
-from odezoo.bench._workloads import workloads
+from odezoo.bench._measure import interleaved_timing, make_optimizer, relative_error
+
+from _harness.measure import reference_gradient, train_step
+from _harness.peers import jax_ode_step
+from _harness.workloads import workloads
 
 
 class DiffraxBacksolve(AbstractAdjoint):

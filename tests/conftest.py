@@ -9,8 +9,16 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
     ).strip()
 
+import sys
+from pathlib import Path
+
 import jax
 import pytest
+
+# The benchmark harness of the built-in workloads lives in the checkout, not the package
+# (benchmarks/_harness, run as `python benchmarks/run.py`): its tests import it from there,
+# as the scripts next to it do.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 # Strict dtype promotion: mixing dtypes (a float32 array with a float64 one, an int array
 # with a float array) raises instead of silently promoting, so a model cannot quietly

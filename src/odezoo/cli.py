@@ -1,5 +1,5 @@
 """The `odezoo` command: list, describe, train and evaluate zoo entries and runs;
-build and check zoo entries; run the benchmarks.
+build and check zoo entries; benchmark the adjoints of an entry or run.
 
 ```
 odezoo list [--json]
@@ -9,7 +9,7 @@ odezoo train NAME_OR_CONFIG [--steps N] [--seed S] [--batch-size B] [--lr LR]
              [--coordinator-address HOST:PORT --num-processes N --process-id I]
 odezoo eval NAME_OR_RUN_DIR [--rtol R] [--atol A] [--max-steps N] [--json] [--check]
 odezoo zoo {build,check} ...
-odezoo bench {adjoints,scaling,peers,accuracy,precision,all} [--entry NAME] [--out DIR] ...
+odezoo bench adjoints --entry NAME_OR_RUN_DIR [--quick] [--strategies S,...] [--out DIR] ...
 ```
 
 Every command is a function `args -> exit status` stored as its parser's `func` default.

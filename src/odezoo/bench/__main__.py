@@ -1,7 +1,7 @@
-"""`python -m odezoo.bench ARGS`: the same as `odezoo bench ARGS`."""
+"""`python -m odezoo.bench ARGS`: the same as `odezoo bench ARGS` (see `odezoo bench --help`)."""
 
 import sys
 
-from ._cli import main
+from ..cli import main
 
-sys.exit(main())
+sys.exit(main(["bench", *sys.argv[1:]]))

@@ -118,7 +118,7 @@ def benchmark_adjoints(
 ) -> dict[str, Any]:
     """Benchmark the adjoint strategies on your own model: one training step (loss,
     gradient, optimizer update) per strategy, in the table
-    [`run_adjoints`][odezoo.bench.run_adjoints] gives for the built-in workloads.
+    `python benchmarks/run.py adjoints` gives for the built-in workloads.
 
     Per strategy: the median step time after warm-up (all strategies timed in
     alternation, so that a change of machine load hits them alike; `ratio` is over
@@ -163,7 +163,7 @@ def benchmark_adjoints(
     Returns:
 
     `{"workloads", "strategies", "optimizer", "references", "rows"}`, a row per
-    strategy (as [`run_adjoints`][odezoo.bench.run_adjoints]); pass it to
+    strategy (as in the built-in workloads' table); pass it to
     [`write_report`][odezoo.bench.write_report]`("adjoints", result, folder)` for the
     JSON and markdown table. A strategy that fails is recorded with its `error`.
 

@@ -11,11 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solve import solve
-from .._solver import Solver
-from ..data import cubic, toy2d
-from ..nn import CNF, ConvDynamics, ODENet
-from ._spiral import SPIRAL_T1, SPIRAL_U0, SpiralDynamics, spiral_times, true_spiral
+from odezoo._solve import solve
+from odezoo._solver import Solver
+from odezoo.data import cubic, toy2d
+from odezoo.nn import CNF, ConvDynamics, ODENet
+
+from .spiral import SPIRAL_T1, SPIRAL_U0, SpiralDynamics, spiral_times, true_spiral
 
 Kind = Literal["toy", "mlp", "cnf", "conv", "spiral"]
 KINDS: tuple[str, ...] = ("toy", "mlp", "cnf", "conv", "spiral")
@@ -27,7 +28,7 @@ class Workload:
 
     Weights are drawn with NumPy (`weights`) and loaded into the odezoo model (`build`),
     so that a peer framework can load exactly the same numbers (see
-    [`run_peers`][odezoo.bench.run_peers]). They are named by their path in the odezoo model, e.g.
+    `run_peers`). They are named by their path in the odezoo model, e.g.
     `".dynamics.layers[0].weight"`.
 
     Fields:
@@ -56,7 +57,7 @@ class Workload:
     Example:
 
     ```python
-    from odezoo.bench import Workload
+    from _harness.workloads import Workload
 
     wl = Workload("mlp-small", "mlp", batch=32, state=8, width=16, depth=2)
     weights, data = wl.weights(), wl.data()

@@ -9,10 +9,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._defaults import TOLERANCES
-from ._measure import reference_gradient, relative_error
-from ._strategies import Strategy
-from ._workloads import Workload
+from odezoo.bench._measure import relative_error
+from odezoo.bench._strategies import Strategy
+
+from .defaults import TOLERANCES
+from .measure import reference_gradient
+from .workloads import Workload
 
 
 def run_accuracy(

@@ -1,8 +1,9 @@
 """Peers: torchdiffeq (`odeint`, `odeint_adjoint`) and `jax.experimental.ode.odeint` on
 the same workloads with the same weights.
 
-PyTorch and torchdiffeq are the optional extra `peers` (`pip install odezoo[peers]`);
-without them the torch contenders are skipped and said so in the output.
+PyTorch, torchdiffeq and torchode are the optional extra `benchmarks` (`pip install -e
+".[benchmarks]"` in a checkout); without them the torch contenders are skipped and said
+so in the output.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._adjoint import AutoAdjoint
-from ._defaults import CONTENDERS
-from ._measure import compile_fn, interleaved_timing, make_optimizer, relative_error, train_step
-from ._report import cpu_count
-from ._spiral import spiral_times
-from ._strategies import strategies
-from ._workloads import Workload
+from odezoo._adjoint import AutoAdjoint
+from odezoo.bench._measure import compile_fn, interleaved_timing, make_optimizer, relative_error
+from odezoo.bench._report import cpu_count
+from odezoo.bench._strategies import strategies
+
+from .defaults import CONTENDERS
+from .measure import train_step
+from .spiral import spiral_times
+from .workloads import Workload
+
+INSTALL = "pip install -e '.[benchmarks]' in a checkout"
+"""How to install the torch contenders (said when one is skipped)."""
 
 
 def torch_available() -> str | None:
@@ -365,7 +371,7 @@ def torch_euler_check(
     loss_t.backward()
     grads_t = {name: p.grad.cpu().numpy() for name, p in field.params.items()}
 
-    from .._solver import Solver
+    from odezoo._solver import Solver
 
     solver = Solver(solver=diffrax.Euler(), dt0=dt, max_steps=steps + 1)
     model = workload.build(weights, solver)
@@ -527,12 +533,12 @@ def run_peers(
     include = list(include)
     skipped: dict[str, str] = {}
     if "torchode" in include and torchode_available() is not None:
-        skipped["torchode"] = f"not installed (pip install odezoo[peers]): {torchode_available()}"
+        skipped["torchode"] = f"not installed ({INSTALL}): {torchode_available()}"
     torch_why = torch_available()
     if torch_why is not None:
         for name in ("torchdiffeq-odeint", "torchdiffeq-adjoint"):
             if name in include:
-                skipped[name] = f"not installed (pip install odezoo[peers]): {torch_why}"
+                skipped[name] = f"not installed ({INSTALL}): {torch_why}"
     jode_why = jax_ode_available()
     if jode_why is not None and "jax-experimental-ode" in include:
         skipped["jax-experimental-ode"] = jode_why

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solve import solve
-from .._solver import Solver
+from odezoo._solve import solve
+from odezoo._solver import Solver
 
 SPIRAL_A = ((-0.1, 2.0), (-2.0, -0.1))
 """The true ODE's matrix `A` (the state is a row vector: `du/dt = u**3 @ A`)."""

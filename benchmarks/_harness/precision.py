@@ -10,10 +10,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._adjoints import prepare_pair
-from ._defaults import PRECISION_TOLERANCES
-from ._measure import compile_fn, interleaved_timing, reference_gradient, relative_error
-from ._peers import (
+from odezoo.bench._measure import compile_fn, interleaved_timing, relative_error
+from odezoo.bench._report import cpu_count
+from odezoo.bench._strategies import Strategy
+
+from .adjoints import prepare_pair
+from .defaults import PRECISION_TOLERANCES
+from .measure import reference_gradient
+from .peers import (
+    INSTALL,
     TORCHODE_MODE,
     jax_ode_available,
     jax_ode_step,
@@ -23,9 +28,7 @@ from ._peers import (
     torchode_contender,
     use_torch_device,
 )
-from ._report import cpu_count
-from ._strategies import Strategy
-from ._workloads import Workload
+from .workloads import Workload
 
 PRECISION_PEERS: tuple[str, ...] = (
     "jax-experimental-ode",
@@ -70,10 +73,10 @@ def run_precision(
     """Work-precision data: for each workload and tolerance (`rtol = atol = tol`), the
     median time of one training step (loss, gradient, SGD update) and the relative L2
     error of its parameter gradient against the float64 reference at `reference_tol`
-    (see [`run_adjoints`][odezoo.bench.run_adjoints]), for each odezoo strategy and each
+    (see `run_adjoints`), for each odezoo strategy and each
     installed peer, all on the same weights. The contenders of one (workload,
     tolerance) are timed in alternation (`interleaved_timing`). `torch_threads`: as in
-    [`run_peers`][odezoo.bench.run_peers] (use 1 on a loaded machine).
+    `run_peers` (use 1 on a loaded machine).
 
     A contender on the front of a panel (no other both faster and more accurate) is
     the one to pick at that accuracy; a ratio at one tolerance can hide a solver that
@@ -98,7 +101,7 @@ def run_precision(
         if why[name] is None:
             wanted.append(name)
         else:
-            skipped[name] = f"not installed (pip install odezoo[peers]): {why[name]}"
+            skipped[name] = f"not installed ({INSTALL}): {why[name]}"
             log(f"precision: skipping {name}: {why[name]}")
     if torch_available() is None:
         import torch

@@ -8,11 +8,13 @@ from typing import Any
 
 import diffrax
 
-from .._solver import Solver
-from ._defaults import STEPS
-from ._measure import compile_fn, make_optimizer, memory_of, time_compiled, train_step
-from ._strategies import Strategy
-from ._workloads import Workload
+from odezoo._solver import Solver
+from odezoo.bench._measure import compile_fn, make_optimizer, memory_of
+from odezoo.bench._strategies import Strategy
+
+from .defaults import STEPS
+from .measure import time_compiled, train_step
+from .workloads import Workload
 
 
 def scaling_workload(quick: bool = False) -> Workload:
@@ -24,7 +26,7 @@ def scaling_workload(quick: bool = False) -> Workload:
 
 
 def scaling_strategies() -> dict[str, Strategy]:
-    """Strategies compared by [`run_scaling`][odezoo.bench.run_scaling].
+    """Strategies compared by `run_scaling`.
 
     - `checkpoint`: diffrax's default checkpoint count for `max_steps`, about
       `sqrt(2 * max_steps)`, with recomputation beyond it.
