@@ -2,11 +2,15 @@
 
 import json
 import sys
+from pathlib import Path
 
-from odezoo.bench._adjoints import prepare_pair
-from odezoo.bench._measure import interleaved_timing
-from odezoo.bench._strategies import strategies
-from odezoo.bench._workloads import workloads
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/, for _harness
+
+from odezoo.bench._measure import interleaved_timing  # noqa: E402
+from odezoo.bench._strategies import strategies  # noqa: E402
+
+from _harness.adjoints import prepare_pair  # noqa: E402
+from _harness.workloads import workloads  # noqa: E402
 
 N = 50
 out = {}

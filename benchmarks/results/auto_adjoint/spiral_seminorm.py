@@ -1,6 +1,14 @@
-from odezoo.bench._adjoints import run_adjoints
-from odezoo.bench._strategies import Strategy, strategies
-from odezoo.bench._workloads import workloads
+"""The spiral's adjoints with the seminorm (printed, not saved); see README.md."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/, for _harness
+
+from odezoo.bench._strategies import Strategy, strategies  # noqa: E402
+
+from _harness.adjoints import run_adjoints  # noqa: E402
+from _harness.workloads import workloads  # noqa: E402
 
 S = strategies()
 sts = [
