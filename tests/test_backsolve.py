@@ -1,6 +1,7 @@
 """odezoo's reverse-solve solver for backsolve (src/odezoo/_backsolve.py): the same
 gradients as diffrax's `BacksolveAdjoint` with its own solver, without ever evaluating
-diffrax's `AdjointTerm.vf` (a `jax.jacfwd` of a VJP, 2-6x the cost of the VJP on a CNF),
+diffrax's `AdjointTerm.vf` (a `jax.jacfwd` of a VJP, dearer than the VJP on a CNF:
+benchmarks/results/speed_leads/speed_cnf_run*.json),
 for the fields that differentiate themselves."""
 
 import traceback
@@ -31,7 +32,7 @@ def test_unit_control_term_equals_diffrax_adjoint_term(x64):
     params = eqx.filter(term.term, eqx.is_inexact_array)
     a_y = jax.tree_util.tree_map(lambda v: jnp.cos(v + 1.0), y0)
     aug = (y0, a_y, None, jax.tree_util.tree_map(jnp.zeros_like, params))
-    # Compiled: op by op, the Jacobian form of the CNF's adjoint field takes 20 s.
+    # Compiled: op by op, the Jacobian form of the CNF's adjoint field takes seconds.
     expected = eqx.filter_jit(lambda tm, a: tm.vf(0.3, a, None))(term, aug)
     got = eqx.filter_jit(lambda tm, a: UnitControlTerm(tm).vf(0.3, a, None))(term, aug)
     leaves = jax.tree_util.tree_leaves
@@ -89,8 +90,8 @@ def test_gradient_equals_diffrax_backsolve(x64, solver, ts, seminorm):
 
 
 def test_odezoo_backsolve_never_evaluates_the_jacobian_adjoint_field(monkeypatch):
-    # diffrax's AdjointTerm.vf is a jax.jacfwd of a VJP (10.5 against 3.3 ms on the
-    # benchmark's CNF); odezoo's reverse solve must go through the VJP only.
+    # diffrax's AdjointTerm.vf is a jax.jacfwd of a VJP (dearer on the benchmark's CNF:
+    # benchmarks/results/speed_leads/); odezoo's reverse solve must go through the VJP only.
     # (diffeqsolve's term-compatibility check traces it once for its output's shape:
     # not an evaluation, so not counted.)
     calls = []
@@ -119,8 +120,9 @@ def test_odezoo_backsolve_never_evaluates_the_jacobian_adjoint_field(monkeypatch
 
 
 def test_first_order_fields_keep_diffraxs_reverse_solver():
-    # On an MLP field diffrax's Jacobian form measured 7-11% faster than the VJP form
-    # (docs/benchmarks.md): only fields marked AbstractDerivativeField get AdjointSolver.
+    # On an MLP field diffrax's Jacobian form measured faster than the VJP form
+    # (benchmarks/results/speed_leads/reverse_solver_ratios.txt): only fields marked
+    # AbstractDerivativeField get AdjointSolver.
     from odezoo._solve import _differentiates_itself
 
     net = odezoo.ODENet(2, width_size=8, key=jax.random.key(0))

@@ -7,11 +7,13 @@ field `vf`, and `AdjointTerm.vf` computes it as `jax.jacfwd` of its product with
 control, `vf_prod` (a VJP of the forward field), with respect to the control: a
 forward-mode derivative through the whole VJP. For an ODE the control is the scalar
 step `dt`, and `vf_prod` is linear in it, so the vector field is `vf_prod` at a unit
-control: one VJP. Measured on the benchmark's exact-trace CNF (batch 512), `vf_prod`
-costs 4.2 ms and `AdjointTerm.vf` 8.9 ms, one adjoint Dopri5 step 23.5 against 145 ms
-(docs/benchmarks.md). On first-order fields (an MLP) the Jacobian form measured 7-11%
-*faster*, so odezoo uses `AdjointSolver` only for fields that differentiate themselves,
-marked by subclassing `AbstractDerivativeField`.
+control: one VJP, which makes an adjoint step cheaper on a field that differentiates
+itself (measured on the benchmark's exact-trace CNF: docs/benchmarks.md, "Backsolve on
+the exact-trace CNF"; raw results in benchmarks/results/speed_leads/speed_cnf_run*.json).
+On first-order fields (an MLP) the Jacobian form measured *faster*
+(benchmarks/results/speed_leads/reverse_solver_ratios.txt), so odezoo uses
+`AdjointSolver` only for fields that differentiate themselves, marked by subclassing
+`AbstractDerivativeField`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class AbstractDerivativeField(eqx.Module):
     """Marks a vector field that differentiates itself in every evaluation (a CNF's
     trace of its Jacobian, exact or by Hutchinson's estimator): backsolve's reverse
     solve then evaluates its adjoint with `AdjointSolver`, one VJP per stage instead of
-    diffrax's `jax.jacfwd` of one (2-6x the cost for such fields). A marker without
+    diffrax's `jax.jacfwd` of one (the dearer form for such fields; see the module's
+    docstring for where it is measured). A marker without
     fields: subclassing it changes neither the pytree nor the numerics of the forward
     solve."""
 

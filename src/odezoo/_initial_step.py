@@ -25,7 +25,8 @@ def initial_step(solver: Solver, field, y0, args, t0, t1, controlled=None) -> Ar
     odezoo computes it itself because diffrax 0.7 wraps the terms before its controller
     sees them, so its own selection never runs and every adaptive solve starts at
     `dt0 = 0.01`, growing at most 10x a step: one or two wasted steps per solve
-    (measured by `odezoo.bench`, docs/benchmarks.md). No gradient flows through it.
+    (the `checkpoint-unfixed` rows of benchmarks/results/adjoints.md). No gradient flows
+    through it.
     `controlled` picks the part of the state that controls the steps (as in `solve`).
     """
     order = solver.solver.error_order(diffrax.ODETerm(field))

@@ -143,14 +143,15 @@ class _Conv(eqx.Module):
     """A 'same'-padded 2-D convolution written as shifted slices plus one matmul
     (im2col), computed channels-last.
 
-    On CPU, XLA differentiates `lax.conv_general_dilated` inside a solver loop about 10x
-    slower than an im2col form (2-core CPU: 20 steps of a 3x3, 64-channel conv and tanh
-    in a `lax.scan`, 150 ms against 15 ms to differentiate). Channels-last matters too:
-    the patches of an `(H, W, C)` image are one concatenation along the last axis and
-    the product is a plain `(H*W, K*K*C) @ (K*K*C, out)` matmul, which under the
-    batch's `vmap` becomes one matmul over all examples. Measured on the 2-core CPU
-    (64 channels of 7x7, batch 8): 1.0 ms per two-conv evaluation against 4.5 ms for
-    the channels-first form. Weights keep PyTorch's `(out, in, k, k)` layout.
+    On CPU, XLA differentiates `lax.conv_general_dilated` inside a solver loop much more
+    slowly than an im2col form, a matmul it differentiates as a matmul. Channels-last
+    matters too: the patches of an `(H, W, C)` image are one concatenation along the last
+    axis and the product is a plain `(H*W, K*K*C) @ (K*K*C, out)` matmul, which under the
+    batch's `vmap` becomes one matmul over all examples, where channels-first needs a
+    transpose per evaluation. (The conv workload's training step with this form is timed
+    in benchmarks/results/adjoints.md and floor.md; the comparison with
+    `lax.conv_general_dilated` and with channels-first has no results file.) Weights keep
+    PyTorch's `(out, in, k, k)` layout.
     """
 
     weight: Array  # (out, in, k, k)

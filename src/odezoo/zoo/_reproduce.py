@@ -142,8 +142,8 @@ def reproduce_entry(
 
     !!! warning
 
-        It trains the entry: seconds for the seed-cubic entries, 10 to 20 minutes for the
-        FFJORD and digits entries on 2 CPU cores.
+        It trains the entry, which takes about as long as the run it shipped from took
+        (`total_time_s` in the entry's `metrics.json`).
 
     Example:
 
