@@ -27,7 +27,7 @@ contenders timed in alternation, the pieces docs/benchmarks.md ("What is left") 
     python benchmarks/cpu_gap.py [--threads 2] [--out benchmarks/results]
     python benchmarks/cpu_gap.py --sections floor-mlp,floor-conv --name floor
 
-Needs the `peers` extra (torch, torchdiffeq; torchode for the floor). Writes
+Needs the `benchmarks` extra (torch, torchdiffeq; torchode for the floor). Writes
 `NAME.json` and `NAME.md` (`--name`, default `cpu_gap`).
 """
 
