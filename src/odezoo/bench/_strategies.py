@@ -1,4 +1,4 @@
-"""Adjoint strategies: named changes to a workload's [`Solver`][odezoo.Solver]."""
+"""Adjoint strategies: named changes to a model's [`Solver`][odezoo.Solver]."""
 
 from __future__ import annotations
 
