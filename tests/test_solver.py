@@ -136,7 +136,7 @@ def test_max_steps_gives_a_clear_error():
     field = lambda t, y, a: 50.0 * jnp.stack([y[1], -y[0]])
     solver = odezoo.Solver(max_steps=64)
     y, stats = odezoo.solve(solver, field, jnp.array([1.0, 0.0]), t0=0.0, t1=10.0)
-    assert stats.status == odezoo.SolveStatus.MAX_STEPS and int(stats.failed) == 1
+    assert stats.result == odezoo.SolveResult.max_steps and int(stats.failed) == 1
     assert 0.5 < float(stats.t_reached) < 5.0
     msg = _message(y, stats, solver, 0.0, 10.0, what="Rotation")
     for needle in ["Rotation", "hit max_steps", "rtol=0.001", "t between", "Raise max_steps"]:
@@ -148,7 +148,7 @@ def test_max_steps_of_a_stiff_problem_is_a_budget_not_a_divergence():
     field = lambda t, y, a: -1e4 * (y - jnp.cos(t))
     solver = odezoo.Solver(max_steps=64)
     _, stats = odezoo.solve(solver, field, jnp.ones(1), t0=0.0, t1=10.0)
-    assert stats.status == odezoo.SolveStatus.MAX_STEPS
+    assert stats.result == odezoo.SolveResult.max_steps
 
 
 @pytest.mark.parametrize("max_steps", [64, 4096])
@@ -158,7 +158,7 @@ def test_a_blowup_is_a_divergence_not_a_step_budget(max_steps):
     field = lambda t, y, a: y**2
     solver = odezoo.Solver(max_steps=max_steps)
     y, stats = odezoo.solve(solver, field, jnp.ones(1), t0=0.0, t1=2.0)
-    assert stats.status == odezoo.SolveStatus.DIVERGED
+    assert stats.result == odezoo.SolveResult.solve_diverged
     assert 0.9 < float(stats.t_reached) <= 1.0
     msg = _message(y, stats, solver, 0.0, 2.0, what="Blowup")
     for needle in ["Blowup", "diverged", "t between 0.9 and 1", "lower the learning rate"]:
@@ -178,13 +178,13 @@ def test_diverged_parameters_are_a_divergence(rate):
     # What a learning rate of 1e10 does to the dynamics: NaN or huge parameters.
     solver = odezoo.Solver()
     y, stats = odezoo.solve(solver, Linear(jnp.asarray(rate)), jnp.ones(2))
-    assert stats.status == odezoo.SolveStatus.DIVERGED
+    assert stats.result == odezoo.SolveResult.solve_diverged
     assert "diverged" in _message(y, stats, solver, 0.0, 1.0)
 
 
 def test_exponential_overflow_is_a_divergence():
     y, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: 1e3 * y, jnp.ones(1))
-    assert stats.status == odezoo.SolveStatus.DIVERGED
+    assert stats.result == odezoo.SolveResult.solve_diverged
 
 
 def test_fixed_step_overflow_is_a_divergence_and_its_budget_a_budget():
@@ -192,11 +192,11 @@ def test_fixed_step_overflow_is_a_divergence_and_its_budget_a_budget():
     # diffrax reports success here: Euler steps straight into inf.
     y, stats = odezoo.solve(euler, lambda t, y, a: y**2, jnp.ones(1), t1=2.0)
     assert not np.isfinite(np.asarray(y)).all()
-    assert stats.status == odezoo.SolveStatus.DIVERGED
+    assert stats.result == odezoo.SolveResult.solve_diverged
     assert "smaller steps (dt0)" in _message(y, stats, euler, 0.0, 2.0)
     short = euler.replace(max_steps=5)
     y, stats = odezoo.solve(short, lambda t, y, a: -y, jnp.ones(1), t1=2.0)
-    assert stats.status == odezoo.SolveStatus.MAX_STEPS
+    assert stats.result == odezoo.SolveResult.max_steps
     assert "raise max_steps or dt0" in _message(y, stats, short, 0.0, 2.0)
 
 
@@ -229,7 +229,7 @@ def test_nonfinite_input_is_reported_as_such(where):
         return odezoo.solve(solver, field, y0, args, t1=t1, ts=ts, batched=True, example_args=ex)
 
     y, stats = run(y0, args, ex, t1)
-    assert stats.status == odezoo.SolveStatus.NONFINITE_INPUT
+    assert stats.result == odezoo.SolveResult.solve_nonfinite
     msg = _message(y, stats, solver, 0.0, 1.0)
     assert "was given NaN or inf" in msg and "hit max_steps" not in msg
     assert "Raise max_steps" not in msg and "diverged" not in msg
@@ -240,7 +240,7 @@ def test_one_bad_example_flags_the_batch(batching):
     solver = odezoo.Solver(batching=batching)
     y0 = jnp.ones((3, 1)).at[1, 0].set(jnp.nan)
     _, stats = odezoo.solve(solver, lambda t, y, a: -y, y0, batched=True)
-    assert stats.status == odezoo.SolveStatus.NONFINITE_INPUT
+    assert stats.result == odezoo.SolveResult.solve_nonfinite
 
 
 @pytest.mark.parametrize("t0, t1", [(0.0, float("nan")), (float("inf"), 1.0)])
@@ -281,7 +281,7 @@ def test_fixed_step_solver_integrates_backwards(x64, static_times):
         lambda a, b: odezoo.solve(solver, lambda t, y, _: -y, jnp.ones(2), t0=a, t1=b)
     )(t0, t1)
     np.testing.assert_allclose(y, 1.1**10 * np.ones(2), rtol=1e-12)
-    assert int(stats.num_steps) == 10 and stats.status == odezoo.SolveStatus.SUCCESSFUL
+    assert int(stats.num_steps) == 10 and stats.result == odezoo.SolveResult.successful
 
 
 def test_adaptive_solver_with_explicit_dt0_integrates_backwards(x64):
@@ -396,8 +396,47 @@ def test_count_evaluations_warns_when_nothing_is_counted():
     assert n.forward == 0
 
 
-def test_every_status_has_advice():
-    for status in odezoo.SolveStatus:
-        assert status.advice
-    assert "raising max_steps will not help" in odezoo.SolveStatus.DIVERGED.advice
-    assert "raise max_steps" in odezoo.SolveStatus.MAX_STEPS.advice
+def test_every_result_has_advice():
+    results = odezoo.SolveResult
+    for name in ("max_steps", "solve_diverged", "solve_nonfinite"):
+        assert results[getattr(results, name)]
+    assert "raising max_steps will not help" in results[results.solve_diverged].lower()
+    assert "raise max_steps" in results[results.max_steps].lower()
+    assert results[results.successful] == ""
+
+
+def test_result_is_traceable_and_reads_the_code():
+    @jax.jit
+    def solve_and_read(y0):
+        _, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, y0)
+        return stats.result
+
+    assert solve_and_read(jnp.ones(2)) == odezoo.SolveResult.successful
+    assert solve_and_read(jnp.full(2, jnp.nan)) == odezoo.SolveResult.solve_nonfinite
+
+
+def test_without_throw_a_failed_solve_is_nan_and_its_cause_in_the_statistics():
+    field = lambda t, y, a: 50.0 * jnp.stack([y[1], -y[0]])
+    solver = odezoo.Solver(max_steps=64, throw=False)
+    y, stats = odezoo.solve(solver, field, jnp.array([1.0, 0.0]), t0=0.0, t1=10.0)
+    out = odezoo.check_solution(y, stats, what="Rotation", solver=solver, t0=0.0, t1=10.0)
+    assert np.isnan(np.asarray(out)).all()
+    assert stats.result == odezoo.SolveResult.max_steps
+    # A successful solve passes through unchanged, and `throw` is not part of the config.
+    y, stats = odezoo.solve(solver, lambda t, y, a: -y, jnp.ones(2))
+    out = odezoo.check_solution(y, stats, what="Decay", solver=solver, t0=0.0, t1=1.0)
+    np.testing.assert_array_equal(out, y)
+    assert "throw" not in solver.to_config()
+    assert odezoo.Solver.from_config(solver.to_config()).throw
+
+
+def test_a_models_solver_error_names_its_result():
+    class Blowup(eqx.Module):
+        def __call__(self, t, y):
+            return y**2
+
+    net = odezoo.ODENet(1, dynamics=Blowup(), t1=2.0, key=jax.random.key(0))
+    with pytest.raises(odezoo.SolverError) as info:
+        net.batch(jnp.ones((2, 1)))
+    assert info.value.cause == "solve_diverged"
+    assert "ODENet" in str(info.value) and "EquinoxRuntimeError" not in str(info.value)

@@ -44,13 +44,13 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._regularisation import Regularisation as Regularisation
     from ._regularisation import penalised_solve as penalised_solve
     from ._regularisation import taylor_derivative as taylor_derivative
+    from ._result import SolveResult as SolveResult
     from ._reversibility import reversibility_error as reversibility_error
     from ._sde import solve_sde as solve_sde
     from ._solve import check_solution as check_solution
     from ._solve import solve as solve
     from ._solver import Solver as Solver
     from ._stats import SolveStats as SolveStats
-    from ._stats import SolveStatus as SolveStatus
     from .nn import CNF as CNF
     from .nn import MLP as MLP
     from .nn import Classifier as Classifier
@@ -74,7 +74,7 @@ _EXPORTS = {
     "count_evaluations": "._counting",
     "Solver": "._solver",
     "SolveStats": "._stats",
-    "SolveStatus": "._stats",
+    "SolveResult": "._result",
     "check_solution": "._solve",
     "solve": "._solve",
     "AbstractAdjoint": "._adjoint",

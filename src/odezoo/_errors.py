@@ -29,7 +29,18 @@ class ConfigError(OdezooError, ValueError):
 class SolverError(OdezooError, RuntimeError):
     """An ODE solve failed: `max_steps` reached, non-finite input, or a state that became
     non-finite during the solve (divergence). Raised outside `jit`; the message says which
-    and what to change."""
+    and what to change.
+
+    Attributes:
+
+    - `cause`: the [`SolveResult`][odezoo.SolveResult] member name of the failure
+      (`"max_steps"`, `"solve_diverged"` or `"solve_nonfinite"`), or `None` where it is
+      not known.
+    """
+
+    def __init__(self, message: str, *, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause
 
 
 class CheckpointError(OdezooError, ValueError):
@@ -53,8 +64,8 @@ class TrainingError(OdezooError, RuntimeError):
       (e.g. `"bad_batch"`, `"nonfinite_loss"`, `"max_steps"`).
     - `checkpoint`: path of the last good checkpoint on disk (never overwritten by the
       failed step), or `None` when the run had none.
-    - `model`: the model after the last good step, when it survived in memory; `None`
-      when the failure consumed the donated buffers.
+    - `model`: the model after the last good step (the failed step leaves it as it
+      was).
     """
 
     def __init__(

@@ -18,9 +18,10 @@ from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
 from ._errors import SolverError
+from ._result import SolveResult, result_code
 from ._solve import all_finite
 from ._solver import Solver
-from ._stats import SolveStats, SolveStatus
+from ._stats import SolveStats
 
 
 def check_sde_solver(solver: Solver) -> None:
@@ -216,8 +217,8 @@ def solve_sde(
 
 
 def _status(failed: Array, ys, inputs) -> Array:
-    """The [`SolveStatus`][odezoo.SolveStatus] code of an SDE solve: fixed steps step
+    """The [`SolveResult`][odezoo.SolveResult] code of an SDE solve: fixed steps step
     straight into NaN/inf, which diffrax reports as a success."""
-    code = jnp.where(all_finite(ys), failed, int(SolveStatus.DIVERGED))
-    code = jnp.where(all_finite(inputs), code, int(SolveStatus.NONFINITE_INPUT))
+    code = jnp.where(all_finite(ys), failed, result_code(SolveResult.solve_diverged))
+    code = jnp.where(all_finite(inputs), code, result_code(SolveResult.solve_nonfinite))
     return jax.lax.stop_gradient(code).astype(jnp.int32)

@@ -16,12 +16,14 @@ from jaxtyping import Array, PyTree
 
 from ._adjoint import AbstractAdjoint, CheckpointAdjoint
 from ._backsolve import AbstractDerivativeField
+from ._checks import register_message
 from ._counting import CountedField
-from ._errors import InputError
+from ._errors import InputError, SolverError
 from ._format import format_number
 from ._initial_step import initial_step, rms
+from ._result import SolveResult, result_code
 from ._solver import Solver
-from ._stats import SolveStats, SolveStatus
+from ._stats import SolveStats
 
 
 class BatchField(eqx.Module):
@@ -151,8 +153,8 @@ def _one_solve(
     )
     failed = jnp.where(
         ~finite | blowing_up,
-        int(SolveStatus.DIVERGED),
-        jnp.where(stopped, int(SolveStatus.MAX_STEPS), int(SolveStatus.SUCCESSFUL)),
+        result_code(SolveResult.solve_diverged),
+        jnp.where(stopped, result_code(SolveResult.max_steps), result_code(SolveResult.successful)),
     ).astype(jnp.int32)
     return ys, dict(
         num_steps=stats["num_steps"],
@@ -272,7 +274,7 @@ def solve(
     entries of `ts` beyond a failure with `inf`.
 
     Nothing is raised inside `jit`: a failed solve is flagged in `stats.failed` with its
-    cause (a [`SolveStatus`][odezoo.SolveStatus]: `max_steps` reached, divergence,
+    cause (a [`SolveResult`][odezoo.SolveResult]: `max_steps` reached, divergence,
     non-finite input); models turn that into an error with
     [`check_solution`][odezoo.check_solution].
 
@@ -328,7 +330,7 @@ def solve(
     )
     ys, st, rev_err, fell_back = solver.adjoint.run(solver, run, check, y0)
 
-    failed = jnp.where(input_ok, st["failed"], int(SolveStatus.NONFINITE_INPUT))
+    failed = jnp.where(input_ok, st["failed"], result_code(SolveResult.solve_nonfinite))
     stats = SolveStats.of_solve(solver, st, failed, rev_err, fell_back)
     return ys, stats
 
@@ -338,12 +340,14 @@ def check_solution(y: PyTree, stats: SolveStats, *, what: str, solver: Solver, t
 
     Returns `y` unchanged otherwise. Used by every odezoo model after
     [`solve`][odezoo.solve]; the message names the model, the interval, the solver
-    settings, what happened (a [`SolveStatus`][odezoo.SolveStatus]: non-finite input,
+    settings, what happened (a [`SolveResult`][odezoo.SolveResult]: non-finite input,
     divergence, or `max_steps` reached) and what to change.
 
     The error is an `equinox.EquinoxRuntimeError` (inside `jax.jit`, JAX wraps it in a
     `JaxRuntimeError` with the same message); odezoo's models turn it into an
-    [`SolverError`][odezoo.SolverError] outside `jit`.
+    [`SolverError`][odezoo.SolverError] outside `jit`, whose `cause` names the
+    `SolveResult` member. A solver with `throw=False` raises nothing: the solution of a
+    failed solve is NaN and `stats.result` says why (as `fit` trains).
 
     Arguments:
 
@@ -353,7 +357,13 @@ def check_solution(y: PyTree, stats: SolveStats, *, what: str, solver: Solver, t
     - `solver`: the [`Solver`][odezoo.Solver] used.
     - `t0`, `t1`: the interval (for the message).
     """
+    failed = stats.result != SolveResult.successful
+    if not solver.throw:  # NaN in place of the solution; the cause stays in `stats`
+        return jax.tree_util.tree_map(lambda v: _nan_where(failed, v), y)
     messages = _failure_messages(what, solver, t0, t1)
+    causes = ["max_steps"] * _BUCKETS + ["solve_diverged"] * _BUCKETS + ["solve_nonfinite"]
+    for message, cause in zip(messages, causes, strict=True):
+        register_message(message, SolverError, cause)
     # Error messages must be static under jit, so the time reached is reported as which
     # twentieth of the interval the solve stopped in.
     span = jnp.asarray(t1) - jnp.asarray(t0)
@@ -361,14 +371,18 @@ def check_solution(y: PyTree, stats: SolveStats, *, what: str, solver: Solver, t
     bucket = jnp.clip(jnp.floor(jnp.nan_to_num(frac) * _BUCKETS), 0, _BUCKETS - 1)
     bucket = bucket.astype(jnp.int32)
     index = jnp.select(
-        [stats.failed == SolveStatus.MAX_STEPS, stats.failed == SolveStatus.DIVERGED],
+        [stats.result == SolveResult.max_steps, stats.result == SolveResult.solve_diverged],
         [bucket, _BUCKETS + bucket],
         default=2 * _BUCKETS,
     )
-    return eqx.branched_error_if(y, stats.failed != SolveStatus.SUCCESSFUL, index, messages)
+    return eqx.branched_error_if(y, failed, index, messages)
 
 
 _BUCKETS = 20
+
+
+def _nan_where(pred: Array, v: Array) -> Array:
+    return jnp.where(pred, jnp.nan, v) if jnp.issubdtype(v.dtype, jnp.inexact) else v
 
 
 def _failure_messages(what: str, solver: Solver, t0, t1) -> list[str]:

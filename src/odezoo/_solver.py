@@ -67,6 +67,12 @@ class Solver(eqx.Module):
           cotangent.
     - `count_evals`: wrap the vector field in a counter read by
       [`count_evaluations`][odezoo.count_evaluations] (for measurement only: slow).
+    - `throw`: what a model does with a failed solve
+      ([`check_solution`][odezoo.check_solution]): `True` (default) raises an error
+      that says why; `False` puts NaN in place of the solution and leaves the cause in
+      the solve's statistics (`stats.result`), as diffrax's `throw=False` does.
+      [`fit`][odezoo.train.fit] trains with `throw=False` and reports the cause as a
+      [`TrainingError`][odezoo.train.TrainingError]. Not part of the solver's config.
 
     Numbers may be Python, NumPy or concrete 0-d JAX scalars (they are stored as Python
     numbers). A bad value raises [`ConfigError`][odezoo.ConfigError].
@@ -92,6 +98,7 @@ class Solver(eqx.Module):
     adjoint: AbstractAdjoint = eqx.field(static=True)
     batching: Literal["batch", "vmap"] = eqx.field(static=True)
     count_evals: bool = eqx.field(static=True)
+    throw: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -104,6 +111,7 @@ class Solver(eqx.Module):
         *,
         batching: Literal["batch", "vmap"] = "batch",
         count_evals: bool = False,
+        throw: bool = True,
         **adjoint_options: Any,
     ):
         self.solver = diffrax.Dopri5() if solver is None else solver
@@ -115,12 +123,13 @@ class Solver(eqx.Module):
         if unknown:
             raise ConfigError(
                 f"unknown Solver argument(s) {sorted(unknown)}: a Solver takes solver, "
-                f"{', '.join(_OWN)}, and its adjoint's options "
+                f"{', '.join(_OWN)}, throw, and its adjoint's options "
                 f"{sorted(adjoint_options_known() - {'adjoint'})}"
             )
         self.adjoint = parse_adjoint(adjoint, **adjoint_options)
         self.batching = batching
         self.count_evals = count_evals
+        self.throw = throw
 
     def __check_init__(self):
         if not isinstance(self.solver, diffrax.AbstractSolver):

@@ -1,10 +1,8 @@
-"""What a solve reports: how it ended ([`SolveStatus`][odezoo.SolveStatus]), its
-statistics ([`SolveStats`][odezoo.SolveStats]) and the forward evaluations each
-diffrax solver makes per step."""
+"""What a solve reports: its statistics ([`SolveStats`][odezoo.SolveStats]) and the
+forward evaluations each diffrax solver makes per step."""
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Any
 
 import diffrax
@@ -15,6 +13,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._accumulate import ErrorAccumulator
+from ._result import SolveResult, result_name, result_of_code
 from ._static import field_names as _field_names
 from ._static import python_number as _python_number
 
@@ -34,72 +33,6 @@ STAGE_EVALUATIONS: dict[type, tuple[int, int]] = {
     diffrax.Ralston: (0, 2),
     diffrax.Tsit5: (1, 6),
     diffrax.Dopri5: (1, 6),
-}
-
-
-class SolveStatus(enum.IntEnum):
-    """How a solve ended: the meaning of [`SolveStats.failed`][odezoo.SolveStats].
-
-    A larger code is the more basic cause: a batch or a sequence of solves reports the
-    largest code of its parts.
-
-    - `SUCCESSFUL` (0): the solve reached `t1` with a finite state.
-    - `MAX_STEPS` (1): the step budget ran out with a finite state that was not
-      blowing up: the problem needs more steps (raise `max_steps`, loosen
-      `rtol`/`atol`), e.g. because it is stiff.
-    - `DIVERGED` (2): the input was finite but the state blew up: the solution became
-      NaN/inf (a fixed-step solver stepping into overflow), or the adaptive solver ran
-      out of steps where the state was blowing up (the vector field is NaN/inf there,
-      or `|y|` grows fast enough to overflow before `t1`). diffrax reports both as
-      `max_steps` reached: it rejects every step that would make the state non-finite,
-      and the step size collapses. The dynamics blew up: lower the learning rate,
-      tighten the tolerances, regularise the dynamics; more steps will not help.
-    - `NONFINITE_INPUT` (3): the initial state, the arguments or the times held NaN or
-      inf (diffrax reports this as `max_steps` reached after rejecting every step, or,
-      for a fixed-step solver or a NaN `t1`, as a success).
-
-    Each member's `advice` says what happened and what to do.
-
-    Example:
-
-    ```python
-    import jax.numpy as jnp
-    import odezoo
-
-    _, stats = odezoo.solve(odezoo.Solver(), lambda t, y, a: -y, jnp.array([jnp.nan]))
-    assert stats.status == odezoo.SolveStatus.NONFINITE_INPUT
-    print(stats.status.advice)
-    ```
-    """
-
-    SUCCESSFUL = 0
-    MAX_STEPS = 1
-    DIVERGED = 2
-    NONFINITE_INPUT = 3
-
-    @property
-    def advice(self) -> str:
-        """What happened and what to do, in one or two sentences (for messages such as
-        a training loop's; `check_solution` adds the model, interval and solver)."""
-        return _ADVICE[self]
-
-
-_ADVICE = {
-    SolveStatus.SUCCESSFUL: "The solve succeeded.",
-    SolveStatus.MAX_STEPS: (
-        "The ODE solve hit max_steps with a finite state: raise max_steps (config: "
-        "solver.max_steps; `model.with_solver(max_steps=...)`) or loosen rtol/atol; if it "
-        "keeps happening the dynamics have become stiff: regularise them."
-    ),
-    SolveStatus.DIVERGED: (
-        "The ODE solve diverged: the state became NaN/inf or blew up so fast that the step "
-        "size collapsed. Lower the learning rate, tighten rtol/atol (or take smaller fixed "
-        "steps), or regularise the dynamics; raising max_steps will not help."
-    ),
-    SolveStatus.NONFINITE_INPUT: (
-        "The ODE solve was given NaN or inf (in the input, initial state, arguments or "
-        "times): check the data fed to the model."
-    ),
 }
 
 
@@ -127,9 +60,10 @@ class SolveStats(eqx.Module):
       [`count_evaluations`][odezoo.count_evaluations]) or where `nfe` is NaN.
     - `t_reached`: the time the solve got to (equal to `t1` on success; in `"vmap"`
       batching, the least advanced example).
-    - `failed`: how the solve ended, a [`SolveStatus`][odezoo.SolveStatus] code:
-      0 on success, nonzero on failure (1: `max_steps` reached; 2: diverged; 3:
-      non-finite input). `stats.failed != 0` means the solve failed.
+    - `failed`: how the solve ended, as the code of a
+      [`SolveResult`][odezoo.SolveResult] member: 0 on success, nonzero on failure
+      (1: `max_steps` reached; 2: diverged; 3: non-finite input). `stats.failed != 0`
+      means the solve failed; `stats.result` is the member.
     - `reversibility_error`: for `adjoint="checked"`, the reconstruction error of the
       initial state by a reverse solve, in units of the tolerance (see
       [`reversibility_error`][odezoo.reversibility_error]); NaN otherwise.
@@ -148,9 +82,11 @@ class SolveStats(eqx.Module):
     fell_back: Array
 
     @property
-    def status(self) -> SolveStatus:
-        """`failed` as a [`SolveStatus`][odezoo.SolveStatus] (call outside `jit`)."""
-        return SolveStatus(int(self.failed))
+    def result(self) -> SolveResult:
+        """How the solve ended: `failed` as a [`SolveResult`][odezoo.SolveResult]
+        member (traceable: compare it with `==`, read its message as
+        `SolveResult[stats.result]`)."""
+        return result_of_code(self.failed)
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics as a dict of Python numbers (call outside `jit`).
@@ -180,7 +116,7 @@ class SolveStats(eqx.Module):
             else:
                 shown = str(_python_number(value))
                 if name == "failed" and np.ndim(value) == 0:
-                    shown += f" ({SolveStatus(int(value)).name.lower()})"
+                    shown += f" ({result_name(result_of_code(value))})"
             parts.append(f"{name}={shown}")
         return "SolveStats(" + ", ".join(parts) + ")"
 
@@ -196,7 +132,7 @@ class SolveStats(eqx.Module):
         """The statistics of a diffrax solve by `solver`: `counts` holds diffrax's
         `num_steps`, `num_accepted_steps`, `num_rejected_steps` and the `t_reached`;
         the forward and backward evaluations follow from the solver and its adjoint.
-        `failed` is a [`SolveStatus`][odezoo.SolveStatus] code."""
+        `failed` is a [`SolveResult`][odezoo.SolveResult] code."""
         nfe = forward_evaluations(solver, counts["num_steps"])
         if reversibility_error is None:
             reversibility_error = jnp.asarray(jnp.nan, jnp.float32)

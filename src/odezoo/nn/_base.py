@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._errors import InputError, OdezooError, SolverError
+from .._checks import odezoo_error_of, register_message
+from .._errors import InputError
 from .._regularisation import Regularisation
 from .._solver import Solver
 from .._stats import SolveStats
@@ -66,42 +67,13 @@ def _shape_text(shape) -> str:
 
 # -- run-time checks and the errors they raise ------------------------------------------
 
-# The messages of odezoo's run-time input checks (static strings, as equinox needs), so
-# that a failed check is raised as an `InputError` (any other failed run-time check in
-# an ODE model is a failed solve: a `SolverError`).
-_INPUT_MESSAGES: set[str] = set()
-
 _Method = TypeVar("_Method", bound=Callable)
 
 
 def input_error_if(x: PyTree, pred: Array, message: str) -> PyTree:
     """`equinox.error_if(x, pred, message)`, raised by the models' public methods as an
     [`InputError`][odezoo.InputError] (outside `jit`): a run-time check of input values."""
-    _INPUT_MESSAGES.add(message)
-    return eqx.error_if(x, pred, message)
-
-
-def _message_of(text: str) -> str:
-    """odezoo's message alone, out of the text of equinox's run-time error."""
-    for marker in ("equinox.EquinoxRuntimeError: ", "_EquinoxRuntimeError: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-            break
-    return text.split("\n\n", 1)[0].strip()
-
-
-def _odezoo_error(model: "AbstractModel", err: Exception) -> OdezooError | None:
-    text = str(err)
-    # A check inside compiled code of the model's own (a `lax.scan` of solves) fails as
-    # JAX's runtime error, with equinox's inside it; any other JAX error is not ours.
-    if isinstance(err, jax.errors.JaxRuntimeError) and "EquinoxRuntimeError: " not in text:
-        return None
-    found = [m for m in _INPUT_MESSAGES if m in text]
-    if found:
-        return InputError(max(found, key=len))
-    if model.ode_model() is not None:
-        return SolverError(_message_of(text))
-    return None
+    return eqx.error_if(x, pred, register_message(message, InputError))
 
 
 def raises_odezoo_errors(method: _Method) -> _Method:
@@ -120,7 +92,7 @@ def raises_odezoo_errors(method: _Method) -> _Method:
             eqx.EquinoxTracetimeError,
             jax.errors.JaxRuntimeError,
         ) as err:
-            converted = _odezoo_error(self, err)
+            converted = odezoo_error_of(str(err))
             if converted is None:
                 raise
             raise converted from None

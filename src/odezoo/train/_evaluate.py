@@ -12,7 +12,7 @@ import numpy as np
 from jax import Array
 
 from .._errors import SolverError
-from .._stats import SolveStatus
+from .._result import SolveResult, result_name, result_of_code
 from ._losses import Loss, cross_entropy, get_loss, huber
 from ._marginals import GaussianMarginals, evaluate_marginals
 from ._series_metrics import series_metrics
@@ -130,9 +130,11 @@ def evaluate(
     for i, xb, m in _chunks(x, batch_size):
         out, nfe, failed = _forward(model, jnp.asarray(xb), key)
         if failed is not None and int(failed):
-            advice = SolveStatus(int(failed)).advice
+            result = result_of_code(failed)
             raise SolverError(
-                f"evaluation failed on the test batch starting at example {i}. {advice}"
+                f"evaluation failed on the test batch starting at example {i}: "
+                f"{SolveResult[result]}",
+                cause=result_name(result),
             )
         outs.append(np.asarray(out)[:m])
         if nfe is not None:
@@ -180,9 +182,11 @@ def _evaluate_series(model, data: tuple, metrics, batch_size: int, key) -> dict:
         weight = jnp.asarray(np.arange(size) < m, dtype=chunk[1].dtype)
         sums, nfe, failed = _series_forward(metrics, model, tuple(chunk), weight, key)
         if failed is not None and int(failed):
-            advice = SolveStatus(int(failed)).advice
+            result = result_of_code(failed)
             raise SolverError(
-                f"evaluation failed on the test batch starting at series {i}. {advice}"
+                f"evaluation failed on the test batch starting at series {i}: "
+                f"{SolveResult[result]}",
+                cause=result_name(result),
             )
         for k, (num, den) in sums.items():
             acc = totals.setdefault(k, [0.0, 0.0])

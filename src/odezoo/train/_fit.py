@@ -102,6 +102,7 @@ class _Setup:
     batch_size: int
     trainable_parameters: int
     auto: AutoAdjoint | None  # the model's adjoint, when it is "auto"
+    throw: bool  # the model's solver's `throw` (the steps solve with throw=False)
 
 
 @dataclasses.dataclass
@@ -136,13 +137,17 @@ class _State:
         return solver_of(self.static)
 
     def public(self, setup: _Setup) -> tuple[Any, Any]:
-        """`(model, opt_state)` with the user's solver: an `"auto"` adjoint, swapped to
-        the adjoint of the step for training, is swapped back (for checkpoints, the
-        saved model, the result, callbacks and evaluations)."""
+        """`(model, opt_state)` with the user's solver (for checkpoints, the saved
+        model, the result, callbacks and evaluations): an `"auto"` adjoint, swapped to
+        the adjoint of the step for training, is swapped back, and so is `throw` (the
+        steps solve with `throw=False`)."""
         model, opt_state = self.model, self.opt_state
-        if setup.auto is not None and self.solver.adjoint != setup.auto:
-            model, opt_state = swap_solvers((model, opt_state), {"adjoint": setup.auto})
-        return model, opt_state
+        if self.solver is None:
+            return model, opt_state
+        changes = {"throw": setup.throw}
+        if setup.auto is not None:
+            changes["adjoint"] = setup.auto
+        return swap_solvers((model, opt_state), changes)
 
 
 def fit(
@@ -288,6 +293,7 @@ def fit(
         callback=callback,
         **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
         auto=_auto_adjoint(model),
+        throw=solver_of(model) is None or solver_of(model).throw,
         **_open_run(run_dir, config, resume, steps),
     )
     state = _initial_state(setup, model, trainable, optimizer, key, resume)
@@ -424,6 +430,9 @@ def _initial_state(setup: _Setup, model, trainable, optimizer, key, resume: bool
             run.truncate_metrics(start)  # drop records written after the last checkpoint
     if run is not None and setup.config is not None and start < setup.steps:
         run.write_config(setup.config)
+    # A failed solve in a step is read from its statistics (the step's `Failure`), not
+    # raised; `_State.public` gives the user's solvers back.
+    params, static, opt_state = swap_solvers((params, static, opt_state), {"throw": False})
     # Copies: the train step donates these buffers, which must not delete the caller's.
     # Strong types: a weakly typed leaf (e.g. `jnp.asarray(0.5)`) comes back strongly
     # typed from the first step, which would compile the step a second time.
@@ -571,57 +580,32 @@ def _take_step(setup: _Setup, state: _State) -> dict:
     counting = solver is not None and solver.count_evals
     t0 = time.perf_counter()
     with count_evaluations() if counting else contextlib.nullcontext() as counter:
-        try:
-            state.params, state.opt_state, state.key_data, out = train_step(
-                (setup.plan, state.static, setup.arrays),
-                state.params,
-                state.opt_state,
-                state.key_data,
-            )
-            jax.block_until_ready((state.params, state.opt_state, state.key_data, out))
-        except eqx.EquinoxRuntimeError as e:  # equinox's errors raise (the default)
-            failure = _raised_failure(e)
-            if failure is None:
-                raise
-            raise _training_error(setup, state, failure, detail=_first_line(e), alive=False) from e
+        state.params, state.opt_state, state.key_data, out = train_step(
+            (setup.plan, state.static, setup.arrays),
+            state.params,
+            state.opt_state,
+            state.key_data,
+        )
+        jax.block_until_ready((state.params, state.opt_state, state.key_data, out))
     dt = time.perf_counter() - t0
     value, stats, penalties, failure = out
     if failure != Failure.successful:
-        solve_failed = failure_name(failure) in ("max_steps", "solve_diverged")
-        detail = f"it stopped at t={json_number(stats.t_reached)}" if solve_failed else None
-        raise _training_error(setup, state, failure, detail=detail, alive=True)
+        stopped = (failure == Failure.max_steps) | (failure == Failure.solve_diverged)
+        detail = f"it stopped at t={json_number(stats.t_reached)}" if bool(stopped) else None
+        raise _training_error(setup, state, failure, detail=detail)
     state.step += 1
     state.times.append(dt)
     return _record(setup, state, value, stats, penalties, dt, counter.vjp if counting else None)
 
 
-def _raised_failure(err: Exception) -> Failure | None:
-    """The `Failure` of a solver error raised inside the train step, from the message
-    `check_solution` chose for the solve's status."""
-    text = str(err)
-    if "was given NaN or inf" in text:
-        return Failure.solve_nonfinite
-    if " diverged: " in text:
-        return Failure.solve_diverged
-    if "hit max_steps" in text:
-        return Failure.max_steps
-    return None
-
-
-def _first_line(err: Exception) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    line = next((ln for ln in lines if "ODE solve" in ln), lines[0] if lines else "")
-    return line.removeprefix("equinox.EquinoxRuntimeError: ").split(". ")[0]
-
-
-def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -> TrainingError:
-    """The `TrainingError` of a failed step (the model is in memory when `alive`)."""
+def _training_error(setup, state, failure, *, detail: str | None) -> TrainingError:
+    """The `TrainingError` of a failed step, with the model as it was before it."""
     state.status = "failed"
     step, solver = state.step + 1, state.solver
     what = Failure[failure]
     if detail is not None:  # where the solve stopped, and with which solver
-        with_solver = alive and solver is not None
-        what = f"{what} ({detail}{f', with {solver.describe()}' if with_solver else ''})"
+        with_solver = f", with {solver.describe()}" if solver is not None else ""
+        what = f"{what} ({detail}{with_solver})"
     run = setup.run
     if run is None:
         note = "No checkpoint is kept (pass run_dir to keep one)."
@@ -637,7 +621,7 @@ def _training_error(setup, state, failure, *, detail: str | None, alive: bool) -
         checkpoint=str(run.checkpoint)
         if run is not None and state.last_saved is not None
         else None,
-        model=localize(state.public(setup)[0]) if alive else None,
+        model=localize(state.public(setup)[0]),
     )
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from .._solve import all_finite
-from .._stats import SolveStats, SolveStatus
+from .._stats import SolveStats
 from ._data import Draw
 from ._failure import Failure, first_failure
 from ._penalised import split_aux
@@ -43,16 +43,12 @@ def _zero_if_bad(batch, ok):
 
 
 def _solve_failure(stats) -> list:
-    """The solve's own failures, read from its statistics' status code (with equinox's
-    errors as NaN, a failed solve shows up here rather than as an exception); see
-    [`SolveStatus`][odezoo.SolveStatus]."""
+    """The solve's own failure, read from its statistics (`fit` trains with
+    `Solver(throw=False)`, so a failed solve shows up here rather than as an
+    exception): the [`SolveResult`][odezoo.SolveResult] as a `Failure`."""
     if not isinstance(stats, SolveStats):
         return []
-    return [
-        (stats.failed == SolveStatus.NONFINITE_INPUT, Failure.solve_nonfinite),
-        (stats.failed == SolveStatus.DIVERGED, Failure.solve_diverged),
-        (stats.failed != SolveStatus.SUCCESSFUL, Failure.max_steps),
-    ]
+    return [(stats.failed != 0, Failure.promote(stats.result))]
 
 
 @eqx.filter_jit(donate="all-except-first")
