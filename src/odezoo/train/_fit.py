@@ -6,35 +6,39 @@ import contextlib
 import dataclasses
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from .._adjoint import AbstractAdjoint, AutoAdjoint, parse_adjoint
+from .._adjoint import AutoAdjoint, parse_adjoint
 from .._counting import count_evaluations
 from .._errors import InputError, TrainingError
-from .._solver import Solver
-from ._checkpoint import load_checkpoint, save_checkpoint, save_model
-from ._data import BatchSource
+from ._checkpoint import save_checkpoint, save_model
 from ._failure import Failure, failure_name
-from ._freeze import count_trainable, partition, trainable_spec
-from ._losses import Loss, get_loss
-from ._rundir import RunDir, check_run_dir, config_hash, json_number
-from ._sharding import batch_sharded, data_mesh, localize, replicate, replicated
-from ._step import Plan, train_step
+from ._fit_setup import (
+    Setup,
+    State,
+    auto_adjoint_of,
+    count_arg,
+    finished_summary,
+    initial_state,
+    open_run,
+    prepare,
+    say,
+)
+from ._losses import Loss
+from ._rundir import RunDir, json_number
+from ._sharding import localize
+from ._step import train_step
 from ._tolerance import (
     ToleranceSchedule,
-    piecewise_tolerance,
     resolve_changes,
     solver_of,
     swap_solvers,
@@ -79,75 +83,6 @@ class TrainResult:
     def losses(self) -> np.ndarray:
         """The logged training losses, in step order."""
         return np.array([r["loss"] for r in self.history], dtype=float)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Setup:
-    """What `fit` was asked to do, checked, and fixed for the whole run."""
-
-    steps: int
-    plan: Plan
-    arrays: tuple
-    schedule: ToleranceSchedule | None
-    evaluate: Callable[[Any], dict] | None
-    eval_every: int | None
-    log_every: int
-    checkpoint_every: int | None
-    callback: Callable | None
-    run: RunDir | None
-    config_hash: str | None
-    main: bool
-    config: dict | None
-    mesh: jax.sharding.Mesh
-    batch_size: int
-    trainable_parameters: int
-    auto: AutoAdjoint | None  # the model's adjoint, when it is "auto"
-    throw: bool  # the model's solver's `throw` (the steps solve with throw=False)
-
-
-@dataclasses.dataclass
-class _State:
-    """The host-side state of a run: everything the loop changes."""
-
-    params: Any
-    static: Any
-    opt_state: Any
-    key_data: Any
-    step: int
-    start: int
-    resumed_from: int | None
-    last_saved: int | None
-    changes: dict | None = None  # the solver changes in force (tolerance schedule)
-    adjoint: AbstractAdjoint | None = None  # "auto": the adjoint the last check chose
-    checking: bool = False  # "auto": whether the step being taken is a check
-    status: str = "completed"
-    history: list[dict] = dataclasses.field(default_factory=list)
-    evals: list[dict] = dataclasses.field(default_factory=list)
-    adjoint_checks: list[dict] = dataclasses.field(default_factory=list)
-    adjoint_steps: dict[str, int] = dataclasses.field(default_factory=dict)
-    times: list[float] = dataclasses.field(default_factory=list)
-    t_start: float = dataclasses.field(default_factory=time.perf_counter)
-
-    @property
-    def model(self):
-        return eqx.combine(self.params, self.static)
-
-    @property
-    def solver(self) -> Solver | None:
-        return solver_of(self.static)
-
-    def public(self, setup: _Setup) -> tuple[Any, Any]:
-        """`(model, opt_state)` with the user's solver (for checkpoints, the saved
-        model, the result, callbacks and evaluations): an `"auto"` adjoint, swapped to
-        the adjoint of the step for training, is swapped back, and so is `throw` (the
-        steps solve with `throw=False`)."""
-        model, opt_state = self.model, self.opt_state
-        if self.solver is None:
-            return model, opt_state
-        changes = {"throw": setup.throw}
-        if setup.auto is not None:
-            changes["adjoint"] = setup.auto
-        return swap_solvers((model, opt_state), changes)
 
 
 def fit(
@@ -277,28 +212,28 @@ def fit(
     print(result.losses[-1], result.history[-1]["nfe_forward"])
     ```
     """
-    steps = _count("steps", steps, minimum=0)
-    log_every = _count("log_every", log_every, minimum=1)
-    eval_every = _count("eval_every", eval_every, minimum=1, optional=True)
-    checkpoint_every = _count("checkpoint_every", checkpoint_every, minimum=1, optional=True)
+    steps = count_arg("steps", steps, minimum=0)
+    log_every = count_arg("log_every", log_every, minimum=1)
+    eval_every = count_arg("eval_every", eval_every, minimum=1, optional=True)
+    checkpoint_every = count_arg("checkpoint_every", checkpoint_every, minimum=1, optional=True)
     if resume and run_dir is None:
         raise InputError("resume=True needs the run_dir to resume from")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    setup = _Setup(
+    setup = Setup(
         steps=steps,
         evaluate=evaluate,
         eval_every=eval_every,
         log_every=log_every,
         checkpoint_every=checkpoint_every,
         callback=callback,
-        **_prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
-        auto=_auto_adjoint(model),
+        **prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh),
+        auto=auto_adjoint_of(model),
         throw=solver_of(model) is None or solver_of(model).throw,
-        **_open_run(run_dir, config, resume, steps),
+        **open_run(run_dir, config, resume, steps),
     )
-    state = _initial_state(setup, model, trainable, optimizer, key, resume)
-    if state.resumed_from == steps and _finished_summary(setup) is not None:
-        return _result(setup, state, _finished_summary(setup), steps_run=0)
+    state = initial_state(setup, model, trainable, optimizer, key, resume)
+    if state.resumed_from == steps and finished_summary(setup) is not None:
+        return _result(setup, state, finished_summary(setup), steps_run=0)
     bar = tqdm(total=steps, initial=state.step, disable=not (progress and setup.main), desc="train")
     try:
         while state.step < steps:
@@ -327,163 +262,6 @@ def fit(
     return _finish(setup, state)
 
 
-# -- before the loop ------------------------------------------------------------------
-
-
-def _count(name: str, value, *, minimum: int, optional: bool = False) -> int | None:
-    """`value` as an int (NumPy and 0-d JAX integers too), checked against `minimum`."""
-    if value is None and optional:
-        return None
-    if isinstance(value, jax.Array | np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        kind = "a non-negative" if minimum == 0 else "a positive"
-        raise InputError(
-            f"{name} must be {kind} int{' or None' if optional else ''}, got {value!r}"
-        )
-    return int(value)
-
-
-def _key_parts(key):
-    if not isinstance(key, jax.Array):
-        raise InputError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key), jax.random.key_impl(key)
-    if key.dtype == jnp.uint32:  # a legacy jax.random.PRNGKey
-        return key, None
-    raise InputError(f"key must be a JAX PRNG key, got an array of dtype {key.dtype}")
-
-
-def _auto_adjoint(model) -> AutoAdjoint | None:
-    """The model's adjoint when it is `"auto"` (the adjoint `fit`'s checks choose)."""
-    solver = solver_of(model)
-    if solver is not None and isinstance(solver.adjoint, AutoAdjoint):
-        return solver.adjoint
-    return None
-
-
-def _prepare(model, data, loss, optimizer, batch_size, key, trainable, tolerance, mesh) -> dict:
-    """The loss, optimiser, data and mesh, checked; the compiled step's `Plan`."""
-    loss_fn = get_loss(loss)
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise InputError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
-    source = BatchSource(data, batch_size)
-    mesh = data_mesh(source.batch_size) if mesh is None else mesh
-    if source.batch_size % mesh.size:
-        raise InputError(
-            f"batch_size {source.batch_size} is not divisible by the mesh's {mesh.size} devices"
-        )
-    if tolerance is not None and solver_of(model) is None:
-        raise InputError(
-            f"a tolerance schedule needs a model with an ODE solver; {type(model).__name__} "
-            "has none"
-        )
-    schedule = tolerance
-    if schedule is not None and not callable(schedule):
-        schedule = piecewise_tolerance(schedule)
-    _, impl = _key_parts(key)
-    n = count_trainable(partition(model, trainable_spec(model, trainable))[0])
-    if n == 0:
-        raise InputError("nothing to train: `trainable` selects no floating-point arrays")
-    return dict(
-        plan=Plan(loss_fn, optimizer, source.draw, impl, replicated(mesh), batch_sharded(mesh)),
-        arrays=replicate(source.arrays, mesh),
-        schedule=schedule,
-        mesh=mesh,
-        batch_size=source.batch_size,
-        trainable_parameters=n,
-    )
-
-
-def _open_run(run_dir, config, resume: bool, steps: int) -> dict:
-    """The run directory, checked (only process 0 writes, and checks, it)."""
-    main = jax.process_index() == 0
-    run = None
-    if run_dir is not None:
-        if main:
-            check_run_dir(run_dir, resume=resume, steps=steps)
-        run = RunDir(run_dir, enabled=main)
-    return dict(run=run, config_hash=config_hash(config), main=main, config=config)
-
-
-def _initial_state(setup: _Setup, model, trainable, optimizer, key, resume: bool) -> _State:
-    """The starting state, from `model` or the run directory's checkpoint, placed on the
-    mesh."""
-    spec = trainable_spec(model, trainable)
-    params, static = partition(model, spec)
-    opt_state = setup.plan.optimizer.init(params)
-    key_data, _ = _key_parts(key)
-    run, start, resumed_from = setup.run, 0, None
-    if run is not None and resume:
-        if run.checkpoint.exists():
-            ck = load_checkpoint(
-                run.checkpoint,
-                model=model,
-                opt_state=opt_state,
-                key=key_data,
-                config_hash=setup.config_hash,
-            )
-            params, static = partition(ck.model, spec)
-            opt_state, key_data, start = ck.opt_state, ck.key, ck.step
-        resumed_from = start
-        if start < setup.steps:
-            run.truncate_metrics(start)  # drop records written after the last checkpoint
-    if run is not None and setup.config is not None and start < setup.steps:
-        run.write_config(setup.config)
-    # A failed solve in a step is read from its statistics (the step's `Failure`), not
-    # raised; `_State.public` gives the user's solvers back.
-    params, static, opt_state = swap_solvers((params, static, opt_state), {"throw": False})
-    # Copies: the train step donates these buffers, which must not delete the caller's.
-    # Strong types: a weakly typed leaf (e.g. `jnp.asarray(0.5)`) comes back strongly
-    # typed from the first step, which would compile the step a second time.
-    params, opt_state = _strong((params, opt_state))
-    params, opt_state, key_data = replicate((params, opt_state, key_data), setup.mesh, copy=True)
-    last_saved = start if resumed_from is not None and run.checkpoint.exists() else None
-    return _State(
-        params=params,
-        static=replicate(static, setup.mesh),
-        opt_state=opt_state,
-        key_data=key_data,
-        step=start,
-        start=start,
-        resumed_from=resumed_from,
-        last_saved=last_saved,
-        adjoint=_adjoint_in_force(setup, start),
-    )
-
-
-def _adjoint_in_force(setup: _Setup, step: int) -> AbstractAdjoint | None:
-    """For `"auto"`, the adjoint chosen by the last check at or before `step`, from the
-    run's log (`None`: a fresh run, or no check logged; the next step checks)."""
-    if setup.auto is None or step == 0 or setup.run is None:
-        return None
-    checks = [r for r in setup.run.records() if r.get("kind") == "adjoint" and r["step"] <= step]
-    if checks:
-        return setup.auto.choices[checks[-1]["adjoint"]]
-    if step % setup.auto.check_every:
-        _say(
-            setup,
-            f"fit: resuming at step {step}: metrics.jsonl holds no adjoint check of "
-            "adjoint='auto', so the next step checks again (the run will not be bit-identical "
-            "to an uninterrupted one)",
-        )
-    return None
-
-
-def _strong(tree):
-    """`tree` with every weakly typed array made strongly typed (same dtype and value)."""
-    fix = lambda x: jnp.array(x, dtype=x.dtype) if isinstance(x, jax.Array) and x.weak_type else x
-    return jax.tree_util.tree_map(fix, tree)
-
-
-def _finished_summary(setup: _Setup) -> dict | None:
-    """The summary of a finished run in the run directory (`None` if it has none)."""
-    summary = setup.run.read_summary() if setup.run is not None else None
-    if summary is None or summary.get("status") != "completed":
-        return None
-    return summary if summary.get("steps") == setup.steps else None
-
-
 # -- the steps of the loop ------------------------------------------------------------
 
 
@@ -491,7 +269,7 @@ def _due(step: int, every: int | None) -> bool:
     return every is not None and step % every == 0
 
 
-def _change_tolerance(setup: _Setup, state: _State) -> None:
+def _change_tolerance(setup: Setup, state: State) -> None:
     """Apply the tolerance schedule's solver changes for this step, if they changed."""
     changes = resolve_changes(setup.schedule, state.step)
     if changes is not None and changes != state.changes:
@@ -506,7 +284,7 @@ def _change_tolerance(setup: _Setup, state: _State) -> None:
 _AUTO_FIELDS = ("adjoint", *(f.name for f in dataclasses.fields(AutoAdjoint)))
 
 
-def _check_schedule(setup: _Setup, changes: dict, step: int) -> None:
+def _check_schedule(setup: Setup, changes: dict, step: int) -> None:
     """A tolerance schedule may not fight the `"auto"` adjoint's choices."""
     touched = [k for k in _AUTO_FIELDS if k in changes]
     to_auto = "adjoint" in changes and isinstance(parse_adjoint(changes["adjoint"]), AutoAdjoint)
@@ -518,7 +296,7 @@ def _check_schedule(setup: _Setup, changes: dict, step: int) -> None:
         )
 
 
-def _choose_adjoint(setup: _Setup, state: _State) -> None:
+def _choose_adjoint(setup: Setup, state: State) -> None:
     """For `"auto"`: swap the solvers to the adjoint of the step about to be taken,
     `"checked"` at a check (every `check_every` completed steps, and whenever no choice
     is in force), else the last check's choice."""
@@ -533,7 +311,7 @@ def _choose_adjoint(setup: _Setup, state: _State) -> None:
     state.adjoint_steps[adjoint.name] = state.adjoint_steps.get(adjoint.name, 0) + 1
 
 
-def _log_check(setup: _Setup, state: _State, record: dict) -> None:
+def _log_check(setup: Setup, state: State, record: dict) -> None:
     """Record the check just taken and the adjoint it chooses for the next steps."""
     error = record.get("reversibility_error")
     adjoint = setup.auto.choice(record.get("fell_back"))
@@ -561,20 +339,14 @@ def _log_check(setup: _Setup, state: _State, record: dict) -> None:
         if switched:
             what = f"switched {previous.name} -> {adjoint.name}"
         every = setup.auto.check_every
-        _say(
+        say(
             setup,
             f"fit: step {state.step}: adjoint 'auto' {what} ({why}); next check at step "
             f"{(state.step - 1) // every * every + every + 1}",
         )
 
 
-def _say(setup: _Setup, message: str) -> None:
-    """A message to the user on stderr (through tqdm, so that a progress bar stays intact)."""
-    if setup.main:
-        tqdm.write(message, file=sys.stderr)
-
-
-def _take_step(setup: _Setup, state: _State) -> dict:
+def _take_step(setup: Setup, state: State) -> dict:
     """Run one train step; raise `TrainingError` if it failed, else record it."""
     solver = state.solver
     counting = solver is not None and solver.count_evals
@@ -626,7 +398,7 @@ def _training_error(setup, state, failure, *, detail: str | None) -> TrainingErr
 
 
 def _record(
-    setup: _Setup, state: _State, value, stats, penalties: dict, dt: float, vjps: int | None
+    setup: Setup, state: State, value, stats, penalties: dict, dt: float, vjps: int | None
 ) -> dict:
     """The training record of the step just taken; logged every `log_every` steps."""
     rec = {"kind": "train", "step": state.step, "loss": float(value), "step_time": dt}
@@ -652,7 +424,7 @@ def _record(
     return rec
 
 
-def _evaluate(setup: _Setup, state: _State) -> None:
+def _evaluate(setup: Setup, state: State) -> None:
     metrics = setup.evaluate(localize(state.public(setup)[0]))
     rec = {"kind": "eval", "step": state.step, **{k: json_number(v) for k, v in metrics.items()}}
     state.evals.append(rec)
@@ -660,7 +432,7 @@ def _evaluate(setup: _Setup, state: _State) -> None:
         setup.run.append(rec)
 
 
-def _checkpoint(setup: _Setup, state: _State) -> None:
+def _checkpoint(setup: Setup, state: State) -> None:
     if setup.run is None:
         return
     if setup.main:
@@ -679,14 +451,14 @@ def _checkpoint(setup: _Setup, state: _State) -> None:
 # -- after the loop -------------------------------------------------------------------
 
 
-def _write_failure(setup: _Setup, state: _State, err: TrainingError) -> None:
+def _write_failure(setup: Setup, state: State, err: TrainingError) -> None:
     run = setup.run
     if run is not None:
         run.write_summary(_summary(setup, state, error=str(err), cause=err.cause))
         run.write_figure(title=f"{run.path.name} (failed at step {err.step})")
 
 
-def _finish(setup: _Setup, state: _State) -> TrainResult:
+def _finish(setup: Setup, state: State) -> TrainResult:
     """The final evaluation, checkpoint, weights, summary and figure."""
     if setup.evaluate is not None and not (state.evals and state.evals[-1]["step"] == state.step):
         _evaluate(setup, state)
@@ -702,7 +474,7 @@ def _finish(setup: _Setup, state: _State) -> TrainResult:
     return _result(setup, state, summary, steps_run=state.step - state.start)
 
 
-def _result(setup: _Setup, state: _State, summary: dict, steps_run: int) -> TrainResult:
+def _result(setup: Setup, state: State, summary: dict, steps_run: int) -> TrainResult:
     model, opt_state = state.public(setup)
     return TrainResult(
         model=localize(model),
@@ -717,7 +489,7 @@ def _result(setup: _Setup, state: _State, summary: dict, steps_run: int) -> Trai
     )
 
 
-def _summary(setup: _Setup, state: _State, **extra) -> dict:
+def _summary(setup: Setup, state: State, **extra) -> dict:
     times, history = state.times, state.history
     rest = times[1:]
     median = statistics.median(rest) if rest else None
