@@ -1,7 +1,7 @@
 """odezoo's reverse-solve solver for backsolve (src/odezoo/_backsolve.py): the same
 gradients as diffrax's `BacksolveAdjoint` with its own solver, without ever evaluating
 diffrax's `AdjointTerm.vf` (a `jax.jacfwd` of a VJP, dearer than the VJP on a CNF:
-benchmarks/results/speed_leads/speed_cnf_run*.json),
+benchmarks/results/speed_leads/speed_cnf.json),
 for the fields that differentiate themselves."""
 
 import traceback

@@ -9,7 +9,7 @@ forward-mode derivative through the whole VJP. For an ODE the control is the sca
 step `dt`, and `vf_prod` is linear in it, so the vector field is `vf_prod` at a unit
 control: one VJP, which makes an adjoint step cheaper on a field that differentiates
 itself (measured on the benchmark's exact-trace CNF: docs/benchmarks.md, "Backsolve on
-the exact-trace CNF"; raw results in benchmarks/results/speed_leads/speed_cnf_run*.json).
+the exact-trace CNF"; raw results in benchmarks/results/speed_leads/speed_cnf.json).
 On first-order fields (an MLP) the Jacobian form measured *faster*
 (benchmarks/results/speed_leads/reverse_solver_ratios.txt), so odezoo uses
 `AdjointSolver` only for fields that differentiate themselves, marked by subclassing
