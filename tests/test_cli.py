@@ -162,14 +162,13 @@ def test_a_run_directory_loads_like_a_name_and_a_bare_one_says_what_it_lacks(tmp
 def test_list_is_a_table_that_fits_the_terminal(monkeypatch, capsys):
     from odezoo import zoo
 
-    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = _run(["list"], capsys)
     assert code == 0
     lines = out.splitlines()
-    # At 80 columns the data's name gives way to the description; a wide terminal has both.
-    assert lines[0].split() == ["NAME", "MODEL", "WEIGHTS", "DESCRIPTION"]
+    assert lines[0].split() == ["NAME", "MODEL", "DATA", "METRIC", "NFE", "WEIGHTS", "DESCRIPTION"]
     assert len(lines) == len(zoo.names()) + 1
-    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert all(len(line) <= 200 for line in lines), max(lines, key=len)
     start = lines[0].index("DESCRIPTION")
     for line in lines[1:]:
         name = line.split()[0]
@@ -179,10 +178,35 @@ def test_list_is_a_table_that_fits_the_terminal(monkeypatch, capsys):
         assert shown == full or (
             shown.endswith(" ...") and (full + " ").startswith(shown[: -len(" ...")] + " ")
         ), (shown, full)
-    monkeypatch.setenv("COLUMNS", "200")
+    # At 80 columns the data's name gives way first, then the description.
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = _run(["list"], capsys)
-    assert out.splitlines()[0].split() == ["NAME", "MODEL", "DATA", "WEIGHTS", "DESCRIPTION"]
-    assert all(len(line) <= 200 for line in out.splitlines())
+    assert out.splitlines()[0].split() == ["NAME", "MODEL", "METRIC", "NFE", "WEIGHTS"]
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_list_shows_what_an_entry_is_worth_and_sorts(capsys):
+    from odezoo import zoo
+
+    code, out, _ = _run(["list", "--json", "--sort", "nfe"], capsys)
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == [s.name for s in zoo.summaries("nfe")]
+    nfes = [r["nfe"] for r in rows]
+    known = [n for n in nfes if n is not None]
+    assert known == sorted(known) and nfes[: len(known)] == known  # no NFE sorts last
+    by_name = {r["name"]: r for r in rows}
+    card = json.loads((zoo.entry_dir("odenet-digits") / "metrics.json").read_text())["metrics"]
+    assert by_name["odenet-digits"]["metric"] == "accuracy"
+    assert by_name["odenet-digits"]["value"] == card["accuracy"]
+    assert by_name["odenet-digits"]["nfe"] == card["nfe_forward"]
+    assert by_name["ffjord-moons"]["metric"] == "NLL (nats)"  # its loss, named
+    assert by_name["ffjord-moons"]["higher_is_better"] is False
+    assert by_name["seed-cubic-resnet"]["nfe"] is None  # no ODE solve
+    code, out, _ = _run(["list", "--json", "--sort", "metric"], capsys)
+    accuracy = [r["value"] for r in json.loads(out) if r["metric"] == "accuracy"]
+    assert accuracy == sorted(accuracy, reverse=True)  # best first
+    code, out, err = _run(["list", "--sort", "speed"], capsys)
+    assert code == 2 and "speed" in err
 
 
 def _in_subprocess(code: str) -> subprocess.CompletedProcess:

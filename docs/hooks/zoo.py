@@ -9,11 +9,12 @@ by `exclude_docs` in mkdocs.yml.)
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from mkdocs.structure.files import File
+
+from odezoo.zoo import entry_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "zoo"
@@ -44,19 +45,25 @@ def _overview() -> str:
         "Training times in the cards were measured on a 2-core CPU that was shared with other",
         "jobs while the zoo was trained, so they are upper bounds.",
         "",
-        "| entry | model | headline metrics | parameters |",
-        "|---|---|---|---|",
+        "| entry | model | data | test metric | test NFE | parameters |",
+        "|---|---|---|---|---|---|",
     ]
     for d in _entries():
-        cfg = json.loads((d / "config.json").read_text())
-        m = json.loads((d / "metrics.json").read_text())
-        shown = ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m["metrics"].items()
-        )
+        s = entry_summary(d.name)
+        metric = "–" if s.metric is None else f"{s.metric} {s.value:.4g}"
+        nfe = "–" if s.nfe is None else f"{s.nfe:.4g}"
         lines.append(
-            f"| [{d.name}]({d.name}/index.md) | {cfg['model']['type']} | {shown} | "
-            f"{m['parameters']} |"
+            f"| [{d.name}]({d.name}/index.md) | {s.model} | {s.data} | {metric} | {nfe} | "
+            f"{s.parameters} |"
         )
+    lines += [
+        "",
+        "The test metric is an entry's accuracy where it has one, the latent SDE's worst "
+        "Wasserstein-1 distance over its noise floor, a forecaster's extrapolation MSE, "
+        "and otherwise its test loss, named by the loss it trains with (NLL in nats for "
+        "the flows). The test NFE is the forward evaluations of one test solve. "
+        "`odezoo list` prints the same table (`--sort metric|nfe|parameters`, `--json`).",
+    ]
     untrained = [d.name for d in sorted(ZOO.iterdir()) if not (d / "card.md").is_file()]
     if untrained:
         lines += ["", "Configured but not yet trained: " + ", ".join(untrained) + "."]

@@ -92,8 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list the zoo entries", description="List the zoo entries.")
+    p = sub.add_parser(
+        "list",
+        help="list the zoo entries",
+        description=(
+            "List the zoo entries with their headline test metric (accuracy, or the test "
+            "loss named by the loss each trains with) and the forward NFE of a test solve."
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--sort",
+        choices=("name", "model", "data", "metric", "nfe", "parameters"),
+        default="name",
+        help="order of the rows: metric groups by headline metric, best first; nfe and "
+        "parameters put the cheapest first (default name)",
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
@@ -189,29 +203,28 @@ def _terminal_width() -> int:
 def _cmd_list(args) -> int:
     from . import zoo
 
-    rows = []
-    for name in zoo.names():
-        cfg = zoo.config(name)
-        rows.append(
-            {
-                "name": name,
-                "model": str((cfg.get("model") or {}).get("type", "")),
-                "data": str((cfg.get("data") or {}).get("name", "")),
-                "weights": zoo.has_weights(name),
-                "description": " ".join(str(cfg.get("description", "")).split()),
-            }
-        )
+    rows = zoo.summaries(sort=args.sort)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
     if not rows:
         print(
             "no zoo entries found (searched: " + ", ".join(str(p) for p in zoo.search_path()) + ")"
         )
         return 0
-    columns = ["NAME", "MODEL", "DATA", "WEIGHTS"]
+    columns = ["NAME", "MODEL", "DATA", "METRIC", "NFE", "WEIGHTS"]
     table = [columns]
-    table += [[r["name"], r["model"], r["data"], "yes" if r["weights"] else "no"] for r in rows]
+    table += [
+        [
+            r.name,
+            r.model,
+            r.data,
+            "-" if r.metric is None else f"{r.metric} {r.value:.4g}",
+            "-" if r.nfe is None else f"{r.nfe:.4g}",
+            "yes" if r.weights else "no",
+        ]
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     room = _terminal_width() - sum(widths) - 2 * len(columns) - 1
     if room < 20:
@@ -220,11 +233,11 @@ def _cmd_list(args) -> int:
         table = [row[:2] + row[3:] for row in table]
         widths = widths[:2] + widths[3:]
     descriptions = ["DESCRIPTION"] + [
-        textwrap.shorten(r["description"], room, placeholder=" ...", break_on_hyphens=False)
+        textwrap.shorten(r.description, room, placeholder=" ...", break_on_hyphens=False)
         for r in rows
     ]
     if room < 10:  # too narrow even so: `--json` has it all
-        descriptions = [""] * len(table)
+        descriptions = [""] * len(descriptions)
     for row, desc in zip(table, descriptions, strict=True):
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
         print("  ".join([*cells, desc]).rstrip())

@@ -22,6 +22,9 @@ from ._registry import has_weights as has_weights
 from ._registry import load as load
 from ._registry import names as names
 from ._registry import search_path as search_path
+from ._summary import EntrySummary as EntrySummary
+from ._summary import entry_summary as entry_summary
+from ._summary import summaries as summaries
 
 if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_checking_exports)
     from ._build import build_entry as build_entry
