@@ -64,25 +64,26 @@ def test_cheap_entries_reproduce_their_cards(name):
 
 
 def test_a_card_that_disagrees_with_its_weights_is_caught(tmp_path, monkeypatch):
-    src = zoo.entry_dir("seed-cubic-resnet")
-    dst = tmp_path / "seed-cubic-resnet"
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
+    dst = _copy_entry("seed-cubic-resnet", tmp_path, "tampered-cubic-resnet")
     metrics = json.loads((dst / METRICS).read_text())
     metrics["metrics"]["loss"] *= 0.5
     (dst / METRICS).write_text(json.dumps(metrics))
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
     with pytest.raises(CardMismatchError, match="loss: card says"):
-        check_entry("seed-cubic-resnet")
+        check_entry("tampered-cubic-resnet")
 
 
-def _copy_entry(name: str, root: Path) -> Path:
+def _copy_entry(name: str, root: Path, as_name: str) -> Path:
+    """A copy of entry `name` in `root`, named `as_name` (a name defined twice on the
+    search path is an error)."""
     src = zoo.entry_dir(name)
-    dst = root / name
+    dst = root / as_name
     dst.mkdir()
     for f in src.iterdir():
         (dst / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["name"] = as_name
+    (dst / "config.json").write_text(json.dumps(cfg))
     return dst
 
 
@@ -123,12 +124,12 @@ def test_tolerance_from_spread_widens_only_past_the_floor():
 def test_write_card_tolerances_updates_metrics_and_the_table(tmp_path, monkeypatch):
     from odezoo.zoo import read_tolerances, write_card_tolerances
 
-    dst = _copy_entry("seed-cubic-anode", tmp_path)
+    dst = _copy_entry("seed-cubic-anode", tmp_path, "copied-cubic-anode")
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
     before = (dst / "card.md").read_text()
     wanted = {"loss": {"rtol": 0.04}, "nfe_forward": {"rtol": 0.2}}
-    write_card_tolerances("seed-cubic-anode", wanted)
-    assert read_tolerances("seed-cubic-anode") == wanted
+    write_card_tolerances("copied-cubic-anode", wanted)
+    assert read_tolerances("copied-cubic-anode") == wanted
     after = (dst / "card.md").read_text()
     assert "| nfe_forward | 69 | ±13.8 |" in after
     # only the table changed
@@ -139,10 +140,10 @@ def test_write_card_tolerances_updates_metrics_and_the_table(tmp_path, monkeypat
 
     rest = after.split(TOLERANCE_NOTE + "\n")[1]
     assert rest.startswith("\n") and rest in before
-    write_card_tolerances("seed-cubic-anode", wanted)  # idempotent
+    write_card_tolerances("copied-cubic-anode", wanted)  # idempotent
     assert (dst / "card.md").read_text() == after
     with pytest.raises(ValueError, match="no tolerance for"):
-        write_card_tolerances("seed-cubic-anode", {"loss": {"rtol": 0.04}})
+        write_card_tolerances("copied-cubic-anode", {"loss": {"rtol": 0.04}})
 
 
 def test_zoo_check_prints_value_card_and_tolerance(tmp_path, monkeypatch, capsys):
@@ -160,16 +161,16 @@ def test_zoo_check_prints_value_card_and_tolerance(tmp_path, monkeypatch, capsys
     nfe = data["measured"]["nfe_forward"]  # this CPU's: within the bound, not 69 exactly
     assert abs(nfe - 69) <= data["bounds"]["nfe_forward"]
 
-    dst = _copy_entry("seed-cubic-resnet", tmp_path)
+    dst = _copy_entry("seed-cubic-resnet", tmp_path, "tampered-cubic-resnet")
     metrics = json.loads((dst / METRICS).read_text())
     metrics["metrics"]["loss"] *= 1.1  # 10%: outside its tolerance
     (dst / METRICS).write_text(json.dumps(metrics))
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))
-    result = check_entry("seed-cubic-resnet", throw=False)
+    result = check_entry("tampered-cubic-resnet", throw=False)
     assert not result.ok and result.failures()[0].startswith("loss: card says")
-    assert main(["zoo", "check", "seed-cubic-resnet", "seed-cubic-odenet"]) == 1
+    assert main(["zoo", "check", "tampered-cubic-resnet", "seed-cubic-odenet"]) == 1
     captured = capsys.readouterr()
-    assert "FAIL seed-cubic-resnet" in captured.out and "ok   seed-cubic-odenet" in captured.out
+    assert "FAIL tampered-cubic-resnet" in captured.out and "ok   seed-cubic-odenet" in captured.out
     assert "tolerance ±" in captured.err
 
 
@@ -338,3 +339,62 @@ def test_reproduce_tolerance_and_bad_arguments(tmp_path, monkeypatch, capsys):
         assert odezoo_main(["zoo", *argv]) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_users_own_zoo_round_trips(tmp_path, capsys):
+    """Issue 23: an entry built into a folder of the user's own is found there by
+    `zoo=` and `--zoo DIR` (no environment variable): list, load, eval, check and
+    reproduce it."""
+    from odezoo.cli import main as odezoo_main
+
+    configs = tmp_path / "configs"
+    name = _tiny_entry(configs)
+    run, mine = tmp_path / "run", tmp_path / "mine"
+    config_file = configs / name / "config.json"
+    assert odezoo_main(["train", str(config_file), "--out", str(run), "--no-progress"]) == 0
+    assert odezoo_main(["zoo", "build", "my-cubic", str(run), "--zoo", str(mine)]) == 0
+    assert (mine / "my-cubic" / "model.eqx").is_file()
+    assert json.loads((mine / "my-cubic" / "config.json").read_text())["name"] == "my-cubic"
+    assert "my-cubic" not in zoo.names()  # only where it is asked for
+    assert "my-cubic" in zoo.names(zoo=mine)
+    model = zoo.load("my-cubic", zoo=mine)
+    assert zoo.entry_summary("my-cubic", zoo=mine).metric == "MSE"
+    capsys.readouterr()
+    assert odezoo_main(["list", "--zoo", str(mine), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["my-cubic"]["weights"] and "seed-cubic-odenet" in rows  # the shipped zoo too
+    assert odezoo_main(["eval", "my-cubic", "--zoo", str(mine)]) == 0
+    assert odezoo_main(["zoo", "check", "my-cubic", "--zoo", str(mine)]) == 0
+    assert check_entry("my-cubic", zoo=mine).ok
+    capsys.readouterr()
+    assert odezoo_main(["zoo", "reproduce", "my-cubic", "--zoo", str(mine)]) == 0
+    assert capsys.readouterr().out.startswith("reproduced my-cubic")
+    assert isinstance(model, odezoo.nn.MLP)
+    # Building under a name the search path already has is refused, before anything is
+    # written.
+    assert odezoo_main(["zoo", "build", "seed-cubic-odenet", str(run), "--zoo", str(mine)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert not (mine / "seed-cubic-odenet").exists()
+
+
+def test_search_order_and_a_name_defined_twice(tmp_path, monkeypatch, capsys):
+    from odezoo.cli import main as odezoo_main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    _tiny_entry(first)
+    monkeypatch.setenv("ODEZOO_ZOO_PATH", str(second))
+    with zoo.searching(first):
+        order = zoo.search_path()
+        assert order[:2] == [first, second]  # the argument first, then $ODEZOO_ZOO_PATH
+        assert zoo.entry_dir("tiny-cubic") == first / "tiny-cubic"
+    assert zoo.search_path()[0] == second  # the block's folders are gone after it
+    shipped = zoo.search_path()[-1]
+    assert (shipped / "seed-cubic-odenet").is_dir()  # the shipped zoo last
+    _tiny_entry(second)  # the same name in a second folder
+    with pytest.raises(odezoo.ConfigError) as info:
+        zoo.names(zoo=first)
+    message = str(info.value)
+    assert str(first / "tiny-cubic") in message and str(second / "tiny-cubic") in message
+    assert odezoo_main(["list", "--zoo", str(first)]) == 1
+    err = capsys.readouterr().err
+    assert "defined twice" in err and len(err.strip().splitlines()) == 1

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, OdezooError, one_line
+from .zoo._cli import add_zoo_option
+from .zoo._registry import searching
 
 DEBUG_ENV = "ODEZOO_DEBUG"
 
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="order of the rows: metric groups by headline metric, best first; nfe and "
         "parameters put the cheapest first (default name)",
     )
+    add_zoo_option(p)
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="print the full config (with defaults) as JSON"
     )
+    add_zoo_option(p)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser(
@@ -165,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-processes", type=_positive_int, help="multi-host: number of processes")
     p.add_argument("--process-id", type=_nonneg_int, help="multi-host: this process's number")
+    add_zoo_option(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -183,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute a zoo entry's card metrics from its shipped weights and exit 1 if "
         "they disagree with the card",
     )
+    add_zoo_option(p)
     p.set_defaults(func=_cmd_eval)
 
     from .bench._cli import add_parser as add_bench_parser  # odezoo bench ...
@@ -527,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prog = " ".join(["odezoo", args.command, getattr(args, "zoo_command", None) or ""]).strip()
     try:
-        return args.func(args)
+        with searching(getattr(args, "zoo", None)):
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,14 @@ Entries are folders `<name>/config.json` (see `odezoo.config` for the schema), w
 `model.eqx` once trained, found on [`search_path`][odezoo.zoo.search_path]. Wherever a
 name is accepted, so is a run directory holding a `config.json`.
 
+A user's own entries live in folders of their own: `odezoo zoo build NAME RUN --zoo DIR`
+(or `build_entry(name, run, into=DIR)`) builds one there, and every lookup finds it
+when told where: the keyword `zoo=DIR` of `names`, `config`, `load`, `create`,
+`has_weights`, `entry_dir`, `entry_summary`, `summaries`, `check_entry` and
+`reproduce_entry`; [`searching(DIR)`][odezoo.zoo.searching] for a block of code;
+`--zoo DIR` on the command line; or `$ODEZOO_ZOO_PATH`. The shipped zoo is searched
+last, and a name defined twice is an error that names both places.
+
 The registry (names, configs) reads JSON files only; building and checking entries
 imports JAX on first use.
 """
@@ -22,6 +30,7 @@ from ._registry import has_weights as has_weights
 from ._registry import load as load
 from ._registry import names as names
 from ._registry import search_path as search_path
+from ._registry import searching as searching
 from ._summary import EntrySummary as EntrySummary
 from ._summary import entry_summary as entry_summary
 from ._summary import summaries as summaries

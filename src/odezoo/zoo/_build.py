@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigError, MissingFileError
 from ..nn import count_parameters
 from ..train._tolerance import solver_of
 from . import _figures
@@ -29,24 +30,64 @@ from ._registry import (
     config,
     entry_dir,
     load,
+    names,
+    searching,
 )
 
 
-def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) -> dict:
+def build_entry(
+    name: str,
+    run_dir: str | os.PathLike,
+    *,
+    into: str | os.PathLike | None = None,
+    sweep: bool = True,
+) -> dict:
     """Make zoo entry `name` from a finished training run: copy its weights and training
     log, evaluate the headline metrics and a tolerance sweep, draw the figures and
     write `metrics.json` and `card.md`.
 
     Arguments:
 
-    - `name`: the entry (its `config.json` must already be in the zoo).
+    - `name`: the entry. Without `into`, its `config.json` must already be on the
+      search path (the maintainers' `zoo/`, or a folder of `$ODEZOO_ZOO_PATH`).
     - `run_dir`: the run directory `odezoo train name --out run_dir` wrote.
+    - `into`: a folder of the user's own entries: the entry is built in `into/name`,
+      with the run's config when that folder has none yet (a name the search path
+      already defines elsewhere is an error). Find it again with `zoo=into` (or
+      `--zoo DIR`, `$ODEZOO_ZOO_PATH`).
     - `sweep`: whether to run the test-time tolerance sweep (ODE models).
 
     Returns:
 
     The entry's `metrics.json` as a dict.
     """
+    if into is None:
+        return _build(name, run_dir, sweep)
+    with searching(into):
+        _place(name, Path(run_dir), Path(into))
+        return _build(name, run_dir, sweep)
+
+
+def _place(name: str, run: Path, into: Path) -> None:
+    """Start entry `name` in the user's folder `into` with the run's config, unless it
+    is there already."""
+    folder = into / name
+    if (folder / CONFIG).is_file():
+        return
+    if name in names():
+        raise ConfigError(
+            f"zoo entry {name!r} already exists at {entry_dir(name)}: build yours under "
+            "another name"
+        )
+    if not (run / CONFIG).is_file():
+        raise MissingFileError(f"{run} has no {CONFIG}: it is not a finished training run")
+    cfg = json.loads((run / CONFIG).read_text())
+    cfg["name"] = name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def _build(name: str, run_dir: str | os.PathLike, sweep: bool) -> dict:
     folder = entry_dir(name)
     # A rebuilt entry keeps the tolerances its card states (measured for its recipe by
     # benchmarks/isa_spread.py; rerun it after a rebuild that changes the recipe).
@@ -56,7 +97,7 @@ def build_entry(name: str, run_dir: str | os.PathLike, *, sweep: bool = True) ->
     entry_cfg = config(name)
     for section in ("model",):
         if run_cfg.get(section, {}) != _filled(entry_cfg, section):
-            raise ValueError(
+            raise ConfigError(
                 f"run {run} was trained with a different {section} section than entry {name}"
             )
     shutil.copyfile(run / WEIGHTS, folder / WEIGHTS)

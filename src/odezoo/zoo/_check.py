@@ -11,7 +11,7 @@ from .._errors import CardMismatchError
 from .._format import format_number
 from ._card_tolerance import read_tolerances, tolerance_bound
 from ._evaluate import headline_metrics
-from ._registry import METRICS, entry_dir
+from ._registry import METRICS, entry_dir, with_zoo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +59,7 @@ class CardCheck:
         return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: " + ", ".join(parts)
 
 
+@with_zoo
 def check_entry(name: str, *, throw: bool = True) -> CardCheck:
     """Recompute an entry's headline metrics from its shipped weights and compare each
     with its card's value, within the tolerance the card states for it

@@ -20,6 +20,17 @@ import os
 import sys
 
 
+def add_zoo_option(p: argparse.ArgumentParser) -> None:
+    """Give a command the `--zoo DIR` option: a folder of the user's entries, searched
+    before `$ODEZOO_ZOO_PATH` and the shipped zoo (repeatable)."""
+    p.add_argument(
+        "--zoo",
+        metavar="DIR",
+        action="append",
+        help="a folder of your own zoo entries, searched first (repeatable)",
+    )
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `zoo` command and its subcommands to an `argparse` subparsers object.
 
@@ -45,6 +56,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("name", metavar="NAME", help="the zoo entry")
     b.add_argument("run_dir", metavar="RUN_DIR", help="the finished training run")
     b.add_argument("--no-sweep", action="store_true", help="skip the tolerance sweep")
+    b.add_argument(
+        "--zoo",
+        metavar="DIR",
+        action="append",
+        help="build the entry into DIR/NAME (its config is taken from the run when DIR "
+        "has none), a folder of your own entries that --zoo DIR (or $ODEZOO_ZOO_PATH) "
+        "finds again",
+    )
     b.set_defaults(func=_cmd_build)
 
     c = sub.add_parser(
@@ -60,6 +79,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="also write every entry's card values, recomputed values and tolerances "
         "to FILE (JSON)",
     )
+    add_zoo_option(c)
     c.set_defaults(func=_cmd_check)
 
     r = sub.add_parser(
@@ -93,6 +113,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write every entry's card values, retrained values and bounds to FILE",
     )
+    add_zoo_option(r)
     r.set_defaults(func=_cmd_reproduce)
 
     m = sub.add_parser(
@@ -105,6 +126,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     m.add_argument("--docs", metavar="PAGE", help="docs page whose table to regenerate")
     m.add_argument("--figure", metavar="PNG", help="where to draw the metric-NFE figure")
+    add_zoo_option(m)
     m.set_defaults(func=_cmd_compare)
     return p
 
@@ -112,7 +134,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _cmd_build(args: argparse.Namespace) -> int:
     from ._build import build_entry
 
-    metrics = build_entry(args.name, args.run_dir, sweep=not args.no_sweep)
+    into = args.zoo[0] if args.zoo else None
+    metrics = build_entry(args.name, args.run_dir, into=into, sweep=not args.no_sweep)
     print(f"{args.name}: {metrics['metrics']}")
     return 0
 

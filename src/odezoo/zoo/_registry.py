@@ -6,11 +6,15 @@ and `odezoo info` are instant.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
+import functools
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._errors import ConfigError, MissingFileError
 from .._errors import UnknownEntryError as UnknownEntryError
@@ -24,14 +28,76 @@ TRAINING_LOG = "training.jsonl"
 CARD = "card.md"
 
 
-def search_path() -> list[Path]:
-    """Folders searched for entries (`<folder>/<name>/config.json`), first match wins:
+ZooPath = str | os.PathLike | Sequence[str | os.PathLike] | None
+"""Extra zoo folders a lookup searches first: one folder, several, or `None`."""
 
-    1. the folders in `$ODEZOO_ZOO_PATH` (separated by `os.pathsep`), if set;
-    2. the `zoo/` folder at the top of the odezoo repository (a source checkout);
-    3. `odezoo/zoo_entries/` inside the installed package, if it exists.
+# The folders of the innermost `searching(...)` (and of a `zoo=` argument), searched first.
+_SEARCHING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar(
+    "odezoo_zoo_searching", default=()
+)
+
+
+def _folders(zoo: ZooPath) -> tuple[Path, ...]:
+    if zoo is None:
+        return ()
+    if isinstance(zoo, str | os.PathLike):
+        zoo = [zoo]
+    return tuple(Path(p).expanduser() for p in zoo)
+
+
+@contextlib.contextmanager
+def searching(zoo: ZooPath) -> Iterator[None]:
+    """Search the folders `zoo` first (before `$ODEZOO_ZOO_PATH` and the shipped zoo)
+    for every zoo lookup inside the `with` block, as the `zoo=` argument of the zoo's
+    functions and the `--zoo DIR` option of the command line do.
+
+    Arguments:
+
+    - `zoo`: a folder of entries (`<folder>/<name>/config.json`), or several.
+
+    Example:
+
+    ```python
+    import tempfile
+    from odezoo import zoo
+
+    with zoo.searching(tempfile.mkdtemp()):
+        assert "seed-cubic-odenet" in zoo.names()  # the shipped zoo is still searched
+    ```
     """
-    paths = []
+    token = _SEARCHING.set(_folders(zoo) + _SEARCHING.get())
+    try:
+        yield
+    finally:
+        _SEARCHING.reset(token)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def with_zoo(fn: _F) -> _F:
+    """Give a zoo function a keyword `zoo` (a [`ZooPath`][odezoo.zoo.searching]): the
+    folders it searches first."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, zoo: ZooPath = None, **kwargs):
+        with searching(zoo):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def search_path() -> list[Path]:
+    """Folders searched for entries (`<folder>/<name>/config.json`):
+
+    1. the folders of a `zoo=` argument or of [`searching`][odezoo.zoo.searching];
+    2. the folders in `$ODEZOO_ZOO_PATH` (separated by `os.pathsep`), if set;
+    3. the `zoo/` folder at the top of the odezoo repository (a source checkout);
+    4. `odezoo/zoo_entries/` inside the installed package, if it exists.
+
+    A name defined in two of them is an error that names both places: rename one.
+    """
+    paths = list(_SEARCHING.get())
     env = os.environ.get(ZOO_PATH_ENV)
     if env:
         paths += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
@@ -42,7 +108,18 @@ def search_path() -> list[Path]:
     shipped = here.parents[1] / "zoo_entries"
     if shipped.is_dir():
         paths.append(shipped)
-    return paths
+    unique: list[Path] = []
+    for p in paths:  # a folder named twice is searched once
+        if not any(_same(p, q) for q in unique):
+            unique.append(p)
+    return unique
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b
 
 
 def _entries() -> dict[str, Path]:
@@ -51,11 +128,19 @@ def _entries() -> dict[str, Path]:
         if not root.is_dir():
             continue
         for d in sorted(root.iterdir()):
-            if (d / CONFIG).is_file() and d.name not in found:
-                found[d.name] = d
+            if not (d / CONFIG).is_file():
+                continue
+            if d.name in found:
+                raise ConfigError(
+                    f"zoo entry {d.name!r} is defined twice: in {found[d.name]} and in {d}; "
+                    "rename one of them (its folder and its config's name), or take one "
+                    f"folder off the search path (--zoo, ${ZOO_PATH_ENV})"
+                )
+            found[d.name] = d
     return found
 
 
+@with_zoo
 def names() -> list[str]:
     """The names of all zoo entries, sorted.
 
@@ -70,6 +155,7 @@ def names() -> list[str]:
     return sorted(_entries())
 
 
+@with_zoo
 def entry_dir(name: str) -> Path:
     """The folder of entry `name` (holding `config.json`, and `model.eqx` once trained).
 
@@ -105,6 +191,7 @@ def _resolve(name_or_dir: str | os.PathLike) -> Path:
     return entry_dir(str(name_or_dir))
 
 
+@with_zoo
 def config(name: str | os.PathLike) -> dict[str, Any]:
     """The config of a zoo entry (or of a run directory), as a dict.
 
@@ -155,11 +242,13 @@ def card_meta(cfg: dict) -> dict:
     return dict((cfg.get("meta") or {}).get("card") or {})
 
 
+@with_zoo
 def has_weights(name: str | os.PathLike) -> bool:
     """Whether an entry (or run directory) has trained weights (`model.eqx`)."""
     return (_resolve(name) / WEIGHTS).is_file()
 
 
+@with_zoo
 def create(name: str | os.PathLike, key=None):
     """A new, untrained model of entry `name` (initialised from `key`, default the
     config's seed).
@@ -178,6 +267,7 @@ def create(name: str | os.PathLike, key=None):
     return build_model(config(name), key)
 
 
+@with_zoo
 def load(name_or_run_dir: str | os.PathLike):
     """A trained model: the entry's (or run directory's) config with its `model.eqx`
     weights.

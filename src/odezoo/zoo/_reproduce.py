@@ -16,7 +16,7 @@ from .._format import format_number
 from ._check import within
 from ._evaluate import headline_metrics
 from ._provenance import describe_version, source_version
-from ._registry import METRICS, card_meta, config, entry_dir, load, names
+from ._registry import METRICS, card_meta, config, entry_dir, load, names, with_zoo
 
 # A retrained entry must agree with its card within these bounds: relative for losses and
 # forward NFE, absolute for accuracies (see `reproduce_entry`).
@@ -89,6 +89,7 @@ def _bound(key: str, want: float, tolerance: float | None, entry_rtol: dict) -> 
     return rtol * abs(want) + atol
 
 
+@with_zoo
 def reproduce_entry(
     name: str,
     *,

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from .._errors import ConfigError
-from ._registry import METRICS, config, entry_dir, has_weights, names
+from ._registry import METRICS, config, entry_dir, has_weights, names, with_zoo
 
 # The metric an entry is judged by, the first of these its card has: (key in
 # metrics.json, label, whether higher is better). An entry with none of them is judged
@@ -68,6 +68,7 @@ class EntrySummary:
         return dataclasses.asdict(self)
 
 
+@with_zoo
 def entry_summary(name: str) -> EntrySummary:
     """The [`EntrySummary`][odezoo.zoo.EntrySummary] of entry `name`, from its config and
     `metrics.json` (no JAX).
@@ -101,6 +102,7 @@ def entry_summary(name: str) -> EntrySummary:
     )
 
 
+@with_zoo
 def summaries(sort: str = "name") -> list[EntrySummary]:
     """The summaries of every entry on the search path, sorted by `sort`.
 
