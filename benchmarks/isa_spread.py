@@ -13,7 +13,7 @@ vector unit. This script recomputes every entry's card metrics from the shipped 
 
 `measure` writes `benchmarks/results/isa_spread.json`; `table` writes
 `benchmarks/results/isa_spread.md` (shown on the docs' zoo page); `tolerances` sets each
-card's `metrics.json` `tolerances` by `odezoo.zoo.tolerance_from_spread` and re-renders
+card's `metrics.json` `tolerances` by `odezoo.internal.tolerance_from_spread` and re-renders
 the cards' metrics tables.
 """
 
@@ -136,7 +136,7 @@ def _fmt(v: float) -> str:
 
 
 def table(data: dict) -> str:
-    from odezoo.zoo import tolerance_bound
+    from odezoo.internal import tolerance_bound
 
     settings = data["settings"]
     machines = list(data.get("reported", {}))
@@ -158,7 +158,7 @@ def table(data: dict) -> str:
         "tolerance |",
         "|---|---|---|" + "---|" * (len(settings) + 3),
     ]
-    from odezoo.zoo import read_tolerances
+    from odezoo.internal import read_tolerances
 
     for name, metrics in spreads(data, "check").items():
         tolerances = read_tolerances(name)
@@ -194,7 +194,7 @@ def table(data: dict) -> str:
 
 
 def write_tolerances(data: dict) -> None:
-    from odezoo.zoo import tolerance_from_spread, write_card_tolerances
+    from odezoo.internal import tolerance_from_spread, write_card_tolerances
 
     for name, metrics in spreads(data, "check").items():
         tolerances = {

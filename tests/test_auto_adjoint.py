@@ -16,7 +16,8 @@ import optax
 import pytest
 
 import odezoo
-from odezoo.train import fit, mse
+from odezoo.losses import mse
+from odezoo.train import fit
 from odezoo.train._checkpoint import read_header
 
 

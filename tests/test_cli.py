@@ -260,7 +260,7 @@ def test_version_without_an_install_reads_pyproject(monkeypatch):
     assert odezoo._version() == "0.1.0+source"  # from this checkout's pyproject.toml
 
 
-@pytest.mark.parametrize("package", ["odezoo", "odezoo.zoo", "odezoo.bench"])
+@pytest.mark.parametrize("package", ["odezoo", "odezoo.zoo", "odezoo.bench", "odezoo.internal"])
 def test_lazy_exports_match_their_type_checking_imports(package):
     import ast
     import importlib

@@ -19,10 +19,11 @@ from odezoo.config import (
     build_optimizer,
     build_tolerance,
     full_config,
-    parse_value,
     set_value,
 )
-from odezoo.train import fit, mse
+from odezoo.internal import parse_value
+from odezoo.losses import mse
+from odezoo.train import fit
 from odezoo.train._rundir import config_hash
 
 MLP_CFG = {
@@ -413,8 +414,8 @@ def test_builders_take_the_config_without_normalising_again(monkeypatch):
     build_optimizer(cfg)
     build_tolerance(cfg)
     build_evaluate(cfg, data)
-    odezoo.config.model_key(cfg)
-    odezoo.config.train_key(cfg)
+    odezoo.internal.model_key(cfg)
+    odezoo.internal.train_key(cfg)
     assert len(calls) == 1
     build_model(raw)  # a raw dict is normalised, once per call
     assert len(calls) == 2
@@ -424,7 +425,8 @@ def test_builders_take_the_config_without_normalising_again(monkeypatch):
 
 
 def test_evaluation_scores_with_the_training_losses(monkeypatch):
-    from odezoo.train import evaluate, huber
+    from odezoo.losses import huber
+    from odezoo.metrics import evaluate
     from odezoo.train._losses import LOSSES
 
     x, y = odezoo.data.concentric_spheres(n_inner=7, n_outer=6, key=jax.random.key(0))
@@ -453,7 +455,8 @@ def test_evaluation_scores_with_the_training_losses(monkeypatch):
 
 
 def test_evaluation_cross_entropy_and_nll_match_training():
-    from odezoo.train import cross_entropy, evaluate, nll
+    from odezoo.losses import cross_entropy, nll
+    from odezoo.metrics import evaluate
 
     x, labels = odezoo.data.concentric_spheres(
         n_inner=5, n_outer=4, labels="classes", key=jax.random.key(0)
@@ -500,7 +503,7 @@ def test_train_regularisation_is_checked_and_builds_a_penalised_loss():
     net = build_model(cfg)
     value, aux = build_loss(cfg)(net, (x, y), jax.random.key(0))
     assert set(aux.penalties) == {"taylor"} and float(aux.penalties["taylor"]) > 0
-    assert build_loss({**base, "train": {"steps": 1}}) is odezoo.train.mse
+    assert build_loss({**base, "train": {"steps": 1}}) is odezoo.losses.mse
     for bad, message in (
         ({"kinetc": 1.0}, "unknown key"),
         ({"kinetic": -1.0}, "kinetic must be"),

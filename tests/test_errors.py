@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import odezoo
-from odezoo.train import cross_entropy, huber, mse
+from odezoo.losses import cross_entropy, huber, mse
 
 
 class Fixed(odezoo.nn.AbstractModel):

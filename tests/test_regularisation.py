@@ -200,7 +200,7 @@ def test_error_estimate_gradient_at_fixed_steps_matches_finite_differences(x64):
     direction = jax.tree_util.tree_map(
         lambda p: jax.random.normal(jax.random.key(2), p.shape, p.dtype), params
     )
-    solver = odezoo.ErrorAccumulator(diffrax.Dopri5(), 1e-6, 1e-6)
+    solver = odezoo.internal.ErrorAccumulator(diffrax.Dopri5(), 1e-6, 1e-6)
     steps = jnp.array([0.0, 0.1, 0.3, 0.6, 1.0, T1])
 
     def value(p, adjoint):
@@ -244,7 +244,8 @@ def test_training_with_a_regulariser_needs_fewer_evaluations():
     ends with fewer forward NFE than without (NFE are deterministic: no timing)."""
     import optax
 
-    from odezoo.train import fit, penalised
+    from odezoo.losses import penalised
+    from odezoo.train import fit
 
     x, y = odezoo.data.cubic()
     final = {}

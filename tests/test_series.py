@@ -11,8 +11,8 @@ import pytest
 
 import odezoo
 from odezoo import InputError, SolverError
+from odezoo.losses import elbo_loss, series_cross_entropy, series_mse
 from odezoo.nn import ODERNN, LatentODE, LatentSDE, NeuralCDE, as_series
-from odezoo.train import elbo_loss, series_cross_entropy, series_mse
 
 
 def _f64(tree):
@@ -372,7 +372,7 @@ def test_fit_runs_each_family():
 def test_wasserstein1_and_ks_to_a_gaussian_against_closed_forms():
     import math
 
-    from odezoo.train import ks_gaussian, wasserstein1_gaussian, wasserstein1_noise_floor
+    from odezoo.metrics import ks_gaussian, wasserstein1_gaussian, wasserstein1_noise_floor
 
     mu, s = 0.3, 1.7
     # one sample c: W1 = E|c - X| = (c - mu)(2 Phi(d) - 1) + 2 s phi(d), d = (c - mu) / s
@@ -426,7 +426,7 @@ def _exact_ou_sde(theta, mu, sigma, x0, dt0):
 
 
 def test_ou_marginals_of_an_exact_sde_sit_at_the_noise_floor():
-    from odezoo.train import GaussianMarginals, evaluate, evaluate_marginals
+    from odezoo.metrics import GaussianMarginals, evaluate, evaluate_marginals
 
     model = _exact_ou_sde(1.0, 0.0, 0.5, 1.0, dt0=0.01)
     times = (0.25, 0.5, 1.0)
@@ -449,7 +449,7 @@ def test_ou_marginals_of_an_exact_sde_sit_at_the_noise_floor():
 
 def test_series_datasets_through_a_config():
     from odezoo.config import build_data
-    from odezoo.train import GaussianMarginals
+    from odezoo.metrics import GaussianMarginals
 
     base = {"model": {"type": "neural_cde", "data_size": 2, "out_size": 2}, "train": {"steps": 1}}
     data = build_data(
@@ -475,7 +475,7 @@ def test_series_accuracy_in_chunks_equals_the_whole_batch():
     import optax
 
     from odezoo.config import build_evaluate
-    from odezoo.train import evaluate
+    from odezoo.metrics import evaluate
 
     batch = odezoo.data.spirals_classification(7, 8, key=jax.random.key(0), drop=0.3)
     # fixed steps: the outputs do not depend on the batch a series is solved in

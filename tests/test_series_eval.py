@@ -11,15 +11,15 @@ import pytest
 
 import odezoo
 from odezoo.config import build_data, build_loss, build_model, full_config
-from odezoo.nn import ODERNN, AbstractForecaster, GRUSeq2Seq, LatentODE, as_series
-from odezoo.train import (
+from odezoo.losses import (
     elbo_loss,
-    evaluate,
     forecast_mse,
     get_loss,
     series_cross_entropy,
     series_mse,
 )
+from odezoo.metrics import evaluate
+from odezoo.nn import ODERNN, AbstractForecaster, GRUSeq2Seq, LatentODE, as_series
 
 
 def _cfg(data, model=None, loss="elbo"):

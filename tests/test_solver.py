@@ -126,7 +126,7 @@ def test_replace_and_config_roundtrip():
 
 def _message(y, stats, solver, t0, t1, what="Test"):
     with pytest.raises(eqx.EquinoxRuntimeError) as info:
-        odezoo.check_solution(y, stats, what=what, solver=solver, t0=t0, t1=t1)
+        odezoo.internal.check_solution(y, stats, what=what, solver=solver, t0=t0, t1=t1)
     return str(info.value)
 
 
@@ -419,12 +419,12 @@ def test_without_throw_a_failed_solve_is_nan_and_its_cause_in_the_statistics():
     field = lambda t, y, a: 50.0 * jnp.stack([y[1], -y[0]])
     solver = odezoo.Solver(max_steps=64, throw=False)
     y, stats = odezoo.solve(solver, field, jnp.array([1.0, 0.0]), t0=0.0, t1=10.0)
-    out = odezoo.check_solution(y, stats, what="Rotation", solver=solver, t0=0.0, t1=10.0)
+    out = odezoo.internal.check_solution(y, stats, what="Rotation", solver=solver, t0=0.0, t1=10.0)
     assert np.isnan(np.asarray(out)).all()
     assert stats.result == odezoo.SolveResult.max_steps
     # A successful solve passes through unchanged, and `throw` is not part of the config.
     y, stats = odezoo.solve(solver, lambda t, y, a: -y, jnp.ones(2))
-    out = odezoo.check_solution(y, stats, what="Decay", solver=solver, t0=0.0, t1=1.0)
+    out = odezoo.internal.check_solution(y, stats, what="Decay", solver=solver, t0=0.0, t1=1.0)
     np.testing.assert_array_equal(out, y)
     assert "throw" not in solver.to_config()
     assert odezoo.Solver.from_config(solver.to_config()).throw

@@ -21,6 +21,7 @@ import optax
 import pytest
 
 import odezoo
+from odezoo.losses import nll
 from odezoo.train import (
     CheckpointError,
     Failure,
@@ -28,7 +29,6 @@ from odezoo.train import (
     TrainingError,
     fit,
     load_model,
-    nll,
     piecewise_tolerance,
     save_model,
     trainable_spec,

@@ -43,7 +43,7 @@ def test_every_entry_has_config_and_trained_entries_have_cards():
 def test_fast_entries_are_marked_and_record_what_built_them():
     """The entries CI retrains, and the odezoo version and commit in each of their cards
     (the record that lets a card that stops reproducing be traced to a code change)."""
-    from odezoo.zoo import fast_entries
+    from odezoo.internal import fast_entries
 
     fast = fast_entries()
     assert set(CHEAP + ["node-spheres", "anode-spheres"]) <= set(fast)
@@ -90,7 +90,7 @@ def _copy_entry(name: str, root: Path, as_name: str) -> Path:
 def test_every_card_states_a_tolerance_for_each_metric():
     """Issue 20: a card states each metric with the tolerance `zoo check` accepts, in
     `metrics.json` and in the card's table, never less than the metric's floor."""
-    from odezoo.zoo import read_tolerances, tolerance_bound
+    from odezoo.internal import read_tolerances, tolerance_bound
     from odezoo.zoo._card_tolerance import describe_tolerance, floor
 
     for name in zoo.names():
@@ -109,7 +109,7 @@ def test_every_card_states_a_tolerance_for_each_metric():
 
 
 def test_tolerance_from_spread_widens_only_past_the_floor():
-    from odezoo.zoo import tolerance_bound, tolerance_from_spread
+    from odezoo.internal import tolerance_bound, tolerance_from_spread
 
     assert tolerance_from_spread("loss", 1.0, 0.01) == {"rtol": 0.03}
     wide = tolerance_from_spread("loss", 1.0, 0.04)
@@ -122,7 +122,7 @@ def test_tolerance_from_spread_widens_only_past_the_floor():
 
 
 def test_write_card_tolerances_updates_metrics_and_the_table(tmp_path, monkeypatch):
-    from odezoo.zoo import read_tolerances, write_card_tolerances
+    from odezoo.internal import read_tolerances, write_card_tolerances
 
     dst = _copy_entry("seed-cubic-anode", tmp_path, "copied-cubic-anode")
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path))

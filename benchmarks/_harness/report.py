@@ -335,7 +335,7 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
 
     - `kind`: `"adjoints"`, `"peers"`, `"scaling"`, `"accuracy"` or `"precision"`.
     - `result`: what the matching `run_*` returned. Its `"environment"` (hardware and
-      library versions, see `odezoo.bench.environment`) is recorded now when the result
+      library versions, see `odezoo.internal.environment`) is recorded now when the result
       has none.
     - `out_dir`: the folder (created if needed). Files of the same names are replaced.
 

@@ -21,25 +21,25 @@ from ._errors import RunDirError as RunDirError
 from ._errors import SolverError as SolverError
 from ._errors import TrainingError as TrainingError
 from ._errors import UnknownEntryError as UnknownEntryError
-from ._lazy import lazy_exports
+from ._lazy import lazy_exports, type_checking_exports
 
-if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
+if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_checking_exports)
     from . import bench as bench
     from . import config as config
     from . import data as data
+    from . import internal as internal
+    from . import losses as losses
+    from . import metrics as metrics
     from . import nn as nn
     from . import plot as plot
     from . import train as train
     from . import zoo as zoo
-    from ._accumulate import ErrorAccumulator as ErrorAccumulator
     from ._adjoint import AbstractAdjoint as AbstractAdjoint
     from ._adjoint import AutoAdjoint as AutoAdjoint
     from ._adjoint import BacksolveAdjoint as BacksolveAdjoint
     from ._adjoint import CheckedAdjoint as CheckedAdjoint
     from ._adjoint import CheckpointAdjoint as CheckpointAdjoint
     from ._adjoint import DirectAdjoint as DirectAdjoint
-    from ._adjoint import parse_adjoint as parse_adjoint
-    from ._counting import EvaluationCount as EvaluationCount
     from ._counting import count_evaluations as count_evaluations
     from ._regularisation import Regularisation as Regularisation
     from ._regularisation import penalised_solve as penalised_solve
@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from ._result import SolveResult as SolveResult
     from ._reversibility import reversibility_error as reversibility_error
     from ._sde import solve_sde as solve_sde
-    from ._solve import check_solution as check_solution
     from ._solve import solve as solve
     from ._solver import Solver as Solver
     from ._stats import SolveStats as SolveStats
@@ -57,40 +56,7 @@ if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and t
     from .nn import ODENet as ODENet
     from .nn import ResNet as ResNet
 
-_EXPORTS = {
-    "bench": ".bench",
-    "config": ".config",
-    "data": ".data",
-    "nn": ".nn",
-    "plot": ".plot",
-    "train": ".train",
-    "zoo": ".zoo",
-    "ErrorAccumulator": "._accumulate",
-    "reversibility_error": "._reversibility",
-    "Regularisation": "._regularisation",
-    "penalised_solve": "._regularisation",
-    "taylor_derivative": "._regularisation",
-    "EvaluationCount": "._counting",
-    "count_evaluations": "._counting",
-    "Solver": "._solver",
-    "SolveStats": "._stats",
-    "SolveResult": "._result",
-    "check_solution": "._solve",
-    "solve": "._solve",
-    "AbstractAdjoint": "._adjoint",
-    "CheckpointAdjoint": "._adjoint",
-    "BacksolveAdjoint": "._adjoint",
-    "DirectAdjoint": "._adjoint",
-    "CheckedAdjoint": "._adjoint",
-    "AutoAdjoint": "._adjoint",
-    "parse_adjoint": "._adjoint",
-    "solve_sde": "._sde",
-    "CNF": ".nn",
-    "MLP": ".nn",
-    "Classifier": ".nn",
-    "ODENet": ".nn",
-    "ResNet": ".nn",
-}
+_EXPORTS = type_checking_exports(__file__)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 

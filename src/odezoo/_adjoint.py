@@ -7,7 +7,7 @@ an SDE solve, and how many backward evaluations it costs; a new strategy is one 
 subclass with a `name`, and configs reach it by that name.
 
 In configs and on the command line an adjoint is a string with its options beside it
-(`{"adjoint": "backsolve", "seminorm": true}`); [`parse_adjoint`][odezoo.parse_adjoint]
+(`{"adjoint": "backsolve", "seminorm": true}`); [`parse_adjoint`][odezoo.internal.parse_adjoint]
 is the one place that reads them.
 """
 
@@ -399,7 +399,7 @@ def parse_adjoint(adjoint: AbstractAdjoint | str, **options: Any) -> AbstractAdj
     ```python
     import odezoo
 
-    adjoint = odezoo.parse_adjoint("auto", check_every=10, seminorm=True)
+    adjoint = odezoo.internal.parse_adjoint("auto", check_every=10, seminorm=True)
     assert adjoint == odezoo.AutoAdjoint(check_every=10, seminorm=True)
     ```
     """

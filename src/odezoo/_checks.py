@@ -34,4 +34,3 @@ def odezoo_error_of(text: str) -> OdezooError | None:
     if error is SolverError:
         return SolverError(message, cause=cause)
     return error(message)
-

@@ -1,11 +1,26 @@
 """Lazy exports for package `__init__`s, so that `odezoo --help` and `odezoo list` start
 without importing JAX.
 
-A package lists its exports as `{name: module}`; the module is imported on first access
-of the name (PEP 562), and the name is then cached on the package. The package also
-spells the imports out under `if typing.TYPE_CHECKING:` for type checkers and the API
-docs; `type_checking_exports` reads the list from there, so that each name is written
-once, and `tests/test_cli.py` checks that both lists agree where a package repeats it.
+A package spells its lazy exports out once, as the imports of an `if TYPE_CHECKING:` block
+of its `__init__` (which type checkers and the API docs read); `type_checking_exports`
+turns that block into `{name: module}`, and `lazy_exports` imports the module on first
+access of the name (PEP 562) and caches the name on the package. A package's `__init__`
+(so not run as an example):
+
+```text
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports, type_checking_exports
+
+if TYPE_CHECKING:
+    from . import zoo as zoo                   # a submodule
+    from ._solve import solve as solve         # a name of a module
+
+_EXPORTS = type_checking_exports(__file__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+```
 """
 
 from __future__ import annotations
@@ -38,12 +53,19 @@ def type_checking_exports(init_file: str | os.PathLike) -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
             return {
-                alias.asname or alias.name: "." * imp.level + (imp.module or "")
+                alias.asname or alias.name: _module_of(imp, alias)
                 for imp in node.body
                 if isinstance(imp, ast.ImportFrom)
                 for alias in imp.names
             }
     raise ImportError(f"{init_file} has no `if TYPE_CHECKING:` block of exports")
+
+
+def _module_of(imp: ast.ImportFrom, alias: ast.alias) -> str:
+    """The module `lazy_exports` imports for one name of `from MODULE import NAME`: MODULE,
+    or, for a submodule (`from . import zoo`), the submodule itself (`.zoo`)."""
+    dots = "." * imp.level
+    return dots + imp.module if imp.module else dots + alias.name
 
 
 def lazy_exports(

@@ -16,7 +16,7 @@ A [`Regularisation`][odezoo.Regularisation] names the penalties and their weight
 - **Error estimates** (Pal et al. 2021, "Opening the Blackbox"): `Σ E_j |Δt_j|`, the
   adaptive solver's local error estimates `E_j` (RMS, in units of the tolerance, as
   the step-size controller sees them) over the accepted steps, with no higher-order
-  differentiation (see [`ErrorAccumulator`][odezoo.ErrorAccumulator]).
+  differentiation (see [`ErrorAccumulator`][odezoo.internal.ErrorAccumulator]).
 """
 
 from __future__ import annotations

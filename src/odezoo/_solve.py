@@ -1,5 +1,5 @@
 """The one place where odezoo calls `diffrax.diffeqsolve` for an ODE: [`solve`][odezoo.solve],
-and [`check_solution`][odezoo.check_solution], which turns a failed solve into an error
+and [`check_solution`][odezoo.internal.check_solution], which turns a failed solve into an error
 naming its cause. (SDEs are solved in `_sde.py`.)"""
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def solve(
     Nothing is raised inside `jit`: a failed solve is flagged in `stats.failed` with its
     cause (a [`SolveResult`][odezoo.SolveResult]: `max_steps` reached, divergence,
     non-finite input); models turn that into an error with
-    [`check_solution`][odezoo.check_solution].
+    [`check_solution`][odezoo.internal.check_solution].
 
     Example:
 

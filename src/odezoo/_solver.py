@@ -68,7 +68,7 @@ class Solver(eqx.Module):
     - `count_evals`: wrap the vector field in a counter read by
       [`count_evaluations`][odezoo.count_evaluations] (for measurement only: slow).
     - `throw`: what a model does with a failed solve
-      ([`check_solution`][odezoo.check_solution]): `True` (default) raises an error
+      ([`check_solution`][odezoo.internal.check_solution]): `True` (default) raises an error
       that says why; `False` puts NaN in place of the solution and leaves the cause in
       the solve's statistics (`stats.result`), as diffrax's `throw=False` does.
       [`fit`][odezoo.train.fit] trains with `throw=False` and reports the cause as a

@@ -348,7 +348,8 @@ def _overrides(cfg: dict, args) -> list[tuple[str, Any]]:
     """The config changes the arguments ask for, in order: each `--set` (its value
     parsed and checked against the setting's kind), then `--steps`, `--batch-size`,
     `--lr` and `--seed`."""
-    from .config import full_config, parse_value
+    from .config import full_config
+    from .config._schema import parse_value
 
     base = full_config(cfg)
     changes = []

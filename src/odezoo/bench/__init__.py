@@ -21,7 +21,8 @@ bench.write_report("adjoints", result, tempfile.mkdtemp())   # adjoints.json, ad
 ```
 
 The public surface is what a user calls: `benchmark_adjoints` and `entry_problem`, the
-strategies (`strategies`, `Strategy`) and the report (`write_report`, `environment`).
+strategies (`strategies`, `Strategy`) and the report (`write_report`; the machine it
+records is `odezoo.internal.environment`).
 The measuring tools live in the private modules. The benchmarks of the built-in
 workloads (scaling, gradient accuracy, the comparison with torchdiffeq, torchode and
 `jax.experimental.ode`, the work-precision diagrams) are scripts run from a checkout,
@@ -34,23 +35,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports, type_checking_exports
 
-if TYPE_CHECKING:  # the lazy exports below, spelled out for type checkers and the docs
-    from ._report import environment as environment
+if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_checking_exports)
     from ._report import write_report as write_report
     from ._strategies import Strategy as Strategy
     from ._strategies import strategies as strategies
     from ._user import benchmark_adjoints as benchmark_adjoints
     from ._user import entry_problem as entry_problem
 
-_EXPORTS = {
-    "environment": "._report",
-    "write_report": "._report",
-    "Strategy": "._strategies",
-    "strategies": "._strategies",
-    "benchmark_adjoints": "._user",
-    "entry_problem": "._user",
-}
+_EXPORTS = type_checking_exports(__file__)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

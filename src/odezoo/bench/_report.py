@@ -239,7 +239,7 @@ def write_report(kind: str, result: dict[str, Any], out_dir: str | os.PathLike) 
       other experiments, run from a checkout by `python benchmarks/run.py`, write theirs
       with `benchmarks/_harness/report.py`).
     - `result`: what `benchmark_adjoints` returned. Its `"environment"` (hardware and
-      library versions, see [`environment`][odezoo.bench.environment]) is recorded now
+      library versions, see [`environment`][odezoo.internal.environment]) is recorded now
       when the result has none.
     - `out_dir`: the folder (created if needed). Files of the same names are replaced.
 

@@ -195,7 +195,7 @@ def benchmark_adjoints(
         print(row["strategy"], row["timing"]["median_ms"], row["grad_error"])
     ```
     """
-    from ..train import get_loss
+    from ..losses import get_loss
     from ..train._penalised import split_aux
 
     log = log or (lambda _: None)

@@ -89,12 +89,8 @@ from ._models import ModelFamily as ModelFamily
 from ._models import model_types as model_types
 from ._models import register_family as register_family
 from ._models import register_model as register_model
-from ._schema import CONFIG_VERSION as CONFIG_VERSION
 from ._schema import Config as Config
 from ._schema import full_config as full_config
 from ._schema import load_config as load_config
-from ._schema import model_key as model_key
-from ._schema import parse_value as parse_value
 from ._schema import set_value as set_value
-from ._schema import train_key as train_key
 from ._signature import ACTIVATIONS as ACTIVATIONS

@@ -14,7 +14,9 @@ import optax
 
 from .._regularisation import Regularisation
 from .._solver import Solver
-from ..train import evaluate, get_loss, penalised, piecewise_tolerance
+from ..losses import get_loss, penalised
+from ..metrics import evaluate
+from ..train import piecewise_tolerance
 from ._data import DataBundle, build_data_section, data_metrics
 from ._models import build_model_section
 from ._optim import optimizer_from
@@ -35,7 +37,7 @@ def build_model(cfg: ConfigLike, key=None):
     Arguments:
 
     - `cfg`: a config (dict, file or run directory; see the module docs).
-    - `key`: the initialisation key (default [`model_key`][odezoo.config.model_key]).
+    - `key`: the initialisation key (default [`model_key`][odezoo.internal.model_key]).
 
     Example:
 
@@ -68,9 +70,9 @@ def build_data(cfg: ConfigLike) -> DataBundle:
 
 
 def build_loss(cfg: ConfigLike):
-    """The loss function of a config (see [`odezoo.train.get_loss`][odezoo.train.get_loss]),
+    """The loss function of a config (see [`odezoo.losses.get_loss`][odezoo.losses.get_loss]),
     with the speed regularisers of `train.regularisation` when it names any (see
-    [`odezoo.train.penalised`][odezoo.train.penalised])."""
+    [`odezoo.losses.penalised`][odezoo.losses.penalised])."""
     train = full_config(cfg)["train"]
     loss = get_loss(train["loss"])
     if train["regularisation"] is None:
@@ -107,7 +109,7 @@ def build_evaluate(
     cfg: ConfigLike, data: DataBundle | None = None, *, key=None
 ) -> Callable[[Any], dict]:
     """A function `model -> dict of metrics` on the config's held-out data:
-    [`odezoo.train.evaluate`][odezoo.train.evaluate] with the config's training loss
+    [`odezoo.metrics.evaluate`][odezoo.metrics.evaluate] with the config's training loss
     and `train.eval_batch_size`, plus the metrics registered with the dataset (see
     [`register_data`][odezoo.config.register_data]).
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import data as datasets
 from .._errors import ConfigError
-from ..train import GaussianMarginals
+from ..metrics import GaussianMarginals
 from ._signature import check_keys, check_types, signature_types
 
 
@@ -226,7 +226,7 @@ def _mnist(path: str, flatten: bool = False):
 
 def forecast_batch(times, values, key, *, observed: float, t_split: float | None) -> tuple:
     """A forecasting batch from fully observed series: `(times, values, mask, times,
-    values, target_mask)` (see [`odezoo.train.forecast_mse`][odezoo.train.forecast_mse]).
+    values, target_mask)` (see [`odezoo.losses.forecast_mse`][odezoo.losses.forecast_mse]).
     The encoder sees each value with probability `observed` (the first time always),
     and only before `t_split` when one is given (its arrays then stop at the last slot
     before `t_split`); the targets are every value, so the
@@ -340,7 +340,7 @@ def _ornstein_uhlenbeck(
     """Exact Ornstein-Uhlenbeck paths `(times, values, mask)` to train on; held out, the
     process's exact Gaussian marginals at `eval_times` (default: a quarter, half and
     all of `t_max`), which a sampling model is compared with (see
-    `odezoo.train.GaussianMarginals`)."""
+    `odezoo.metrics.GaussianMarginals`)."""
     law = dict(theta=theta, mu=mu, sigma=sigma, x0=x0)
     train = datasets.ornstein_uhlenbeck(
         n_paths, n_times, key=jax.random.key(seed), t_max=t_max, **law

@@ -184,7 +184,7 @@ def split_series(
     Returns:
 
     `(times, values, mask_before, times, values, mask_after)`: the same arrays with the
-    masks split, a 6-tuple that `odezoo.train.elbo_loss` reads as (observed, targets).
+    masks split, a 6-tuple that `odezoo.losses.elbo_loss` reads as (observed, targets).
 
     Example:
 

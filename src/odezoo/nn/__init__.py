@@ -4,14 +4,11 @@ from ._base import AbstractForecaster as AbstractForecaster
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractODEModel as AbstractODEModel
 from ._base import ODEProblem as ODEProblem
-from ._base import check_input as check_input
 from ._base import count_parameters as count_parameters
-from ._cde import CDEField as CDEField
 from ._cde import NeuralCDE as NeuralCDE
 from ._cde import control_path as control_path
 from ._classifier import Classifier as Classifier
 from ._cnf import CNF as CNF
-from ._cnf import CNFField as CNFField
 from ._dynamics import ConcatMLP as ConcatMLP
 from ._dynamics import ConcatSquashLinear as ConcatSquashLinear
 from ._dynamics import ConcatSquashMLP as ConcatSquashMLP
@@ -23,7 +20,6 @@ from ._latent_ode import LatentODE as LatentODE
 from ._latent_sde import LatentSDE as LatentSDE
 from ._mlp import MLP as MLP
 from ._ode_rnn import ODERNN as ODERNN
-from ._odenet import DynamicsField as DynamicsField
 from ._odenet import ODENet as ODENet
 from ._resnet import ResNet as ResNet
 from ._seq2seq import GRUSeq2Seq as GRUSeq2Seq

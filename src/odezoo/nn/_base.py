@@ -262,7 +262,7 @@ class AbstractModel(eqx.Module):
 
     def check_input(self, x: Array, *, batched: bool) -> Array:
         """`x` as an array, after checking its shape, dtype and values against
-        `in_shape` (see [`check_input`][odezoo.nn.check_input])."""
+        `in_shape` (see [`check_input`][odezoo.internal.check_input])."""
         return check_input(x, self.in_shape, self.name, batched=batched)
 
     def with_solver(

@@ -133,7 +133,7 @@ def fit(
       `sample(key, batch_size) -> batch` traceable by JAX, for infinite data.
     - `loss`: `"mse"`, `"cross_entropy"`, `"huber"`, `"nll"` (CNF), or any
       `loss(model, batch, key) -> (scalar, stats_or_None)` (see
-      [`odezoo.train.mse`][odezoo.train.mse] and friends).
+      [`odezoo.losses.mse`][odezoo.losses.mse] and friends).
     - `optimizer`: any `optax.GradientTransformation` (default `optax.adam(1e-3)`);
       schedules and clipping via `optax.chain`. A new optimiser can continue training a
       trained model: pass the model and the new optimiser.

@@ -97,7 +97,7 @@ def mse(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
 
     ```python
     import jax, odezoo
-    from odezoo.train import mse
+    from odezoo.losses import mse
 
     x, y = odezoo.data.cubic()
     net = odezoo.MLP(1, 1, key=jax.random.key(0))
@@ -131,7 +131,7 @@ def cross_entropy(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = 
 
     ```python
     import jax, jax.numpy as jnp, odezoo
-    from odezoo.train import cross_entropy
+    from odezoo.losses import cross_entropy
 
     net = odezoo.MLP(2, 3, key=jax.random.key(0))
     value, _ = cross_entropy(net, (jnp.ones((4, 2)), jnp.array([0, 1, 2, 0])))
@@ -166,7 +166,7 @@ def huber(model, batch: tuple[Array, Array], key: PRNGKeyArray | None = None):
 
     ```python
     import jax, odezoo
-    from odezoo.train import huber
+    from odezoo.losses import huber
 
     x, y = odezoo.data.concentric_spheres(n_inner=8, n_outer=8, key=jax.random.key(0))
     net = odezoo.MLP(2, 1, key=jax.random.key(1))
@@ -200,7 +200,7 @@ def nll(model, batch, key: PRNGKeyArray | None = None):
 
     ```python
     import jax, odezoo
-    from odezoo.train import nll
+    from odezoo.losses import nll
 
     flow = odezoo.CNF(2, hidden=(16,), key=jax.random.key(0))
     x = odezoo.data.toy2d("moons", 32, key=jax.random.key(1))
@@ -234,7 +234,7 @@ def get_loss(loss: str | Loss) -> Loss:
     Example:
 
     ```python
-    from odezoo.train import get_loss
+    from odezoo.losses import get_loss
 
     loss = get_loss("mse")
     ```

@@ -56,7 +56,7 @@ def penalised(loss: str | Loss, regularisation: Regularisation) -> Loss:
 
     Training minimises `loss + regularisation.penalty(values)`, the values computed in
     the same solve as the outputs (see [`penalised_solve`][odezoo.penalised_solve]);
-    evaluation (`odezoo.train.evaluate`) uses the plain model, at the fixed end time.
+    evaluation (`odezoo.metrics.evaluate`) uses the plain model, at the fixed end time.
 
     Arguments:
 
@@ -73,7 +73,8 @@ def penalised(loss: str | Loss, regularisation: Regularisation) -> Loss:
 
     ```python
     import jax, optax, odezoo
-    from odezoo.train import fit, penalised
+    from odezoo.losses import penalised
+    from odezoo.train import fit
 
     x, y = odezoo.data.cubic()
     net = odezoo.ODENet(1, key=jax.random.key(0))

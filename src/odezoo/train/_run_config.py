@@ -96,8 +96,8 @@ def train_config(
         full_config,
         load_config,
         set_value,
-        train_key,
     )
+    from ..config._schema import train_key
     from ..zoo._registry import named_config
 
     if isinstance(config, Mapping):

@@ -1,4 +1,4 @@
-"""Losses of the time-series models, in the convention of `odezoo.train`'s losses:
+"""Losses of the time-series models, in the convention of `odezoo.losses`:
 `loss(model, batch, key) -> (scalar, stats_or_None)`, with batches as the train loop
 draws them (tuples of arrays with a leading series axis)."""
 
@@ -46,7 +46,7 @@ def elbo_loss(model, batch: tuple, key: PRNGKeyArray):
     ```python
     import jax, odezoo
     from odezoo.nn import LatentODE
-    from odezoo.train import elbo_loss
+    from odezoo.losses import elbo_loss
 
     times, values, mask = odezoo.data.periodic(4, 10, key=jax.random.key(0))
     model = LatentODE(1, latent_size=2, hidden_size=8, key=jax.random.key(1))
@@ -99,7 +99,7 @@ def forecast_mse(model, batch: tuple, key: PRNGKeyArray | None = None):
     ```python
     import jax, odezoo
     from odezoo.nn import GRUSeq2Seq
-    from odezoo.train import forecast_mse
+    from odezoo.losses import forecast_mse
 
     times, values, mask = odezoo.data.periodic(4, 10, key=jax.random.key(0))
     batch = odezoo.data.split_series(times, values, mask, 2.5)
@@ -132,7 +132,7 @@ def series_cross_entropy(model, batch: tuple, key: PRNGKeyArray | None = None):
     ```python
     import jax, odezoo
     from odezoo.nn import NeuralCDE
-    from odezoo.train import series_cross_entropy
+    from odezoo.losses import series_cross_entropy
 
     batch = odezoo.data.spirals_classification(4, 8, key=jax.random.key(0))
     cde = NeuralCDE(2, hidden_size=4, out_size=2, key=jax.random.key(1))
@@ -164,7 +164,7 @@ def series_mse(model, batch: tuple, key: PRNGKeyArray | None = None):
     ```python
     import jax, jax.numpy as jnp, odezoo
     from odezoo.nn import NeuralCDE
-    from odezoo.train import series_mse
+    from odezoo.losses import series_mse
 
     times, values, mask = odezoo.data.periodic(4, 8, key=jax.random.key(0))
     cde = NeuralCDE(1, hidden_size=4, out_size=1, key=jax.random.key(1))

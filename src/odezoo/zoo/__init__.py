@@ -37,10 +37,6 @@ from ._summary import summaries as summaries
 
 if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_checking_exports)
     from ._build import build_entry as build_entry
-    from ._card_tolerance import read_tolerances as read_tolerances
-    from ._card_tolerance import tolerance_bound as tolerance_bound
-    from ._card_tolerance import tolerance_from_spread as tolerance_from_spread
-    from ._card_tolerance import write_card_tolerances as write_card_tolerances
     from ._check import CardCheck as CardCheck
     from ._check import check_entry as check_entry
     from ._compare import Comparison as Comparison
@@ -50,12 +46,9 @@ if TYPE_CHECKING:  # the lazy exports, imported on first use (read by type_check
     from ._compare import refresh_comparisons as refresh_comparisons
     from ._evaluate import headline_metrics as headline_metrics
     from ._evaluate import tolerance_sweep as tolerance_sweep
-    from ._figure_registry import FIGURES as FIGURES
     from ._figure_registry import FigureContext as FigureContext
     from ._figure_registry import register_figures as register_figures
-    from ._provenance import source_version as source_version
     from ._reproduce import Reproduction as Reproduction
-    from ._reproduce import fast_entries as fast_entries
     from ._reproduce import reproduce_entry as reproduce_entry
 
 _EXPORTS = type_checking_exports(__file__)

@@ -9,7 +9,7 @@ value is accepted when `|value - card| <= atol + rtol * |card|`.
 
 The tolerances are set from measurement: `benchmarks/isa_spread.py` recomputes every
 card under several code-generation settings (`XLA_FLAGS=--xla_cpu_max_isa=...`), and
-[`tolerance_from_spread`][odezoo.zoo.tolerance_from_spread] takes twice the spread it
+[`tolerance_from_spread`][odezoo.internal.tolerance_from_spread] takes twice the spread it
 found, or the floor below where that is smaller. The measured table is on the docs' zoo
 page (`benchmarks/results/isa_spread.md`).
 """
@@ -56,7 +56,7 @@ def tolerance_bound(want: float, tolerance: dict | None) -> float:
     Example:
 
     ```python
-    from odezoo.zoo import tolerance_bound
+    from odezoo.internal import tolerance_bound
 
     assert tolerance_bound(100.0, {"rtol": 0.05, "atol": 6}) == 11.0
     ```
@@ -88,7 +88,7 @@ def tolerance_from_spread(key: str, want: float, spread: float) -> dict[str, flo
     Example:
 
     ```python
-    from odezoo.zoo import tolerance_from_spread
+    from odezoo.internal import tolerance_from_spread
 
     assert tolerance_from_spread("nfe_forward", 69, 0) == {"rtol": 0.05, "atol": 6.0}
     assert tolerance_from_spread("nfe_forward", 400, 30) == {"rtol": 0.15}

@@ -63,7 +63,7 @@ class CardCheck:
 def check_entry(name: str, *, throw: bool = True) -> CardCheck:
     """Recompute an entry's headline metrics from its shipped weights and compare each
     with its card's value, within the tolerance the card states for it
-    (`metrics.json`'s `tolerances`; see `odezoo.zoo.tolerance_bound`).
+    (`metrics.json`'s `tolerances`; see `odezoo.internal.tolerance_bound`).
 
     Arguments:
 

@@ -63,7 +63,8 @@ def register_figures(data_name: str, maker: FigureMaker, *, replace: bool = Fals
     Example:
 
     ```python
-    from odezoo.zoo import FIGURES, register_figures
+    from odezoo.internal import FIGURES
+    from odezoo.zoo import register_figures
 
     def no_figures(context):
         return []

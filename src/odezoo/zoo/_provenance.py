@@ -31,7 +31,7 @@ def source_version() -> dict:
     Example:
 
     ```python
-    from odezoo.zoo import source_version
+    from odezoo.internal import source_version
 
     print(source_version()["odezoo"])
     ```

@@ -4,7 +4,7 @@ training loss to the metrics its batches are scored by.
 A metric function is `metrics(model, batch, key) -> (sums, stats)`: `sums` maps each
 metric's name to `(numerator, denominator)`, two arrays of shape `(B,)` (one entry per
 series of the batch), and the metric is `sum(numerator) / sum(denominator)` over the
-whole held-out set. [`evaluate`][odezoo.train.evaluate] runs it on chunks of the series
+whole held-out set. [`evaluate`][odezoo.metrics.evaluate] runs it on chunks of the series
 and adds the sums up, so a metric is exact whatever the chunk size: a mean per series
 has denominator 1, a mean per observed entry counts the entries.
 """
@@ -20,8 +20,8 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._errors import ConfigError
 from ..nn import AbstractForecaster, IrregularSeries, as_series
-from ._losses import Loss, get_loss
-from ._series_losses import (
+from ..train._losses import Loss, get_loss
+from ..train._series_losses import (
     elbo_loss,
     forecast_mse,
     series_cross_entropy,
@@ -37,13 +37,13 @@ SERIES_METRICS: dict[Loss, SeriesMetrics] = {}
 
 def register_metrics(loss: str | Loss, metrics: SeriesMetrics, *, replace: bool = False) -> None:
     """Score the held-out data of models trained with `loss` by `metrics`, summed over
-    series (see the module docs): [`evaluate`][odezoo.train.evaluate] then runs
+    series (see the module docs): [`evaluate`][odezoo.metrics.evaluate] then runs
     `metrics` on chunks of the data, all of whose arrays have a leading series axis,
     instead of scoring the model's outputs with the loss.
 
     Arguments:
 
-    - `loss`: a loss name (see [`get_loss`][odezoo.train.get_loss]) or function.
+    - `loss`: a loss name (see [`get_loss`][odezoo.losses.get_loss]) or function.
     - `metrics`: `metrics(model, batch, key) -> (sums, stats)`, `sums` mapping each
       metric name to `(numerator (B,), denominator (B,))`; include `"loss"`.
     - `replace`: replace an existing registration.
@@ -52,7 +52,7 @@ def register_metrics(loss: str | Loss, metrics: SeriesMetrics, *, replace: bool 
 
     ```python
     import jax.numpy as jnp
-    from odezoo.train import register_metrics, series_metrics
+    from odezoo.metrics import register_metrics, series_metrics
 
     def last_value(model, batch, key):
         times, values, mask, y = batch
@@ -75,7 +75,7 @@ def register_metrics(loss: str | Loss, metrics: SeriesMetrics, *, replace: bool 
 
 def series_metrics(loss: str | Loss) -> SeriesMetrics | None:
     """The series metrics registered for `loss` (see
-    [`register_metrics`][odezoo.train.register_metrics]), or `None`."""
+    [`register_metrics`][odezoo.metrics.register_metrics]), or `None`."""
     return SERIES_METRICS.get(get_loss(loss))
 
 
@@ -103,7 +103,7 @@ def forecast_errors(pred: Array, series: IrregularSeries, targets: IrregularSeri
     ```python
     import jax.numpy as jnp
     from odezoo.nn import as_series
-    from odezoo.train import forecast_errors
+    from odezoo.metrics import forecast_errors
 
     t = jnp.array([[0.0, 1.0, 2.0]])
     seen = as_series(t[:, :2], jnp.zeros((1, 2, 1)), jnp.ones((1, 2, 1)))
@@ -141,7 +141,7 @@ def elbo_metrics(model, batch: tuple, key: PRNGKeyArray) -> tuple[Sums, Any]:
     """`loss`: the negative ELBO per series (one posterior sample from `key`); for an
     [`AbstractForecaster`][odezoo.nn.AbstractForecaster] (a latent ODE), also the
     errors of its posterior-mean predictions (see
-    [`forecast_errors`][odezoo.train.forecast_errors]), whose solve statistics are the
+    [`forecast_errors`][odezoo.metrics.forecast_errors]), whose solve statistics are the
     ones reported."""
     if len(batch) == 6:
         series, targets = split_batch(batch, "elbo")
@@ -156,9 +156,9 @@ def elbo_metrics(model, batch: tuple, key: PRNGKeyArray) -> tuple[Sums, Any]:
 
 
 def forecast_metrics(model, batch: tuple, key: PRNGKeyArray | None = None) -> tuple[Sums, Any]:
-    """`loss` (the [`forecast_mse`][odezoo.train.forecast_mse] over every target
+    """`loss` (the [`forecast_mse`][odezoo.losses.forecast_mse] over every target
     entry) and `interp_mse`, `extrap_mse` (see
-    [`forecast_errors`][odezoo.train.forecast_errors])."""
+    [`forecast_errors`][odezoo.metrics.forecast_errors])."""
     sums, stats = _forecast_sums(model, batch)
     num = sum(n for n, _ in sums.values())
     den = sum(d for _, d in sums.values())

@@ -42,7 +42,7 @@ def wasserstein1_gaussian(samples, mean: float, std: float) -> float:
 
     The sampling noise floor of this distance, the value for `n` samples of the
     Gaussian itself, shrinks like `std / sqrt(n)` (see
-    [`wasserstein1_noise_floor`][odezoo.train.wasserstein1_noise_floor]): compare a
+    [`wasserstein1_noise_floor`][odezoo.metrics.wasserstein1_noise_floor]): compare a
     learned model's distance with it at the same `n`.
 
     Arguments:
@@ -54,7 +54,7 @@ def wasserstein1_gaussian(samples, mean: float, std: float) -> float:
 
     ```python
     import numpy as np
-    from odezoo.train import wasserstein1_gaussian
+    from odezoo.metrics import wasserstein1_gaussian
 
     x = np.random.default_rng(0).normal(1.0, 2.0, 1000)
     near = wasserstein1_gaussian(x, 1.0, 2.0)   # about 0.09: sampling noise
@@ -99,7 +99,7 @@ def ks_gaussian(samples, mean: float, std: float) -> float:
 
     ```python
     import numpy as np
-    from odezoo.train import ks_gaussian
+    from odezoo.metrics import ks_gaussian
 
     x = np.random.default_rng(0).normal(0.0, 1.0, 1000)
     ks = ks_gaussian(x, 0.0, 1.0)   # about 0.03 (1.36 / sqrt(n) is the 5% critical value)
@@ -116,7 +116,7 @@ def ks_gaussian(samples, mean: float, std: float) -> float:
 def wasserstein1_noise_floor(n: int, *, repeats: int = 32, seed: int = 0) -> float:
     """The mean Wasserstein-1 distance between `n` samples of `N(0, 1)` and `N(0, 1)`
     itself, over `repeats` seeded draws: the sampling noise floor of
-    [`wasserstein1_gaussian`][odezoo.train.wasserstein1_gaussian] for a sample of size
+    [`wasserstein1_gaussian`][odezoo.metrics.wasserstein1_gaussian] for a sample of size
     `n` (multiply by the Gaussian's `std`; W1 scales with it): about `1.35 / sqrt(n)`
     for `n` in the hundreds to thousands.
 
@@ -129,7 +129,7 @@ def wasserstein1_noise_floor(n: int, *, repeats: int = 32, seed: int = 0) -> flo
     Example:
 
     ```python
-    from odezoo.train import wasserstein1_noise_floor
+    from odezoo.metrics import wasserstein1_noise_floor
 
     floor = wasserstein1_noise_floor(1000)   # about 0.043
     ```

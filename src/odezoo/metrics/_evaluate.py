@@ -13,9 +13,9 @@ from jax import Array
 
 from .._errors import SolverError
 from .._result import SolveResult, result_name, result_of_code
-from ._losses import Loss, cross_entropy, get_loss, huber
+from ..train._losses import Loss, cross_entropy, get_loss, huber
 from ._marginals import GaussianMarginals, evaluate_marginals
-from ._series_metrics import series_metrics
+from ._series import series_metrics
 
 
 class _Outputs(eqx.Module):
@@ -66,7 +66,7 @@ def evaluate(
 
     The model runs on batches of `batch_size` examples (one compiled shape; an ODE
     model solves each batch as its solver says), and the training loss (see
-    [`get_loss`][odezoo.train.get_loss]) then scores all of its outputs at once.
+    [`get_loss`][odezoo.losses.get_loss]) then scores all of its outputs at once.
 
     Metrics:
 
@@ -78,11 +78,11 @@ def evaluate(
     - `nfe_forward`: the mean forward evaluations per batch, for ODE models.
 
     Irregular series (a loss with series metrics, see
-    [`register_metrics`][odezoo.train.register_metrics]) are scored by those metrics,
+    [`register_metrics`][odezoo.metrics.register_metrics]) are scored by those metrics,
     on chunks of every array of `data` (a tuple with a leading series axis), summed
     over series: for `"elbo"` the negative ELBO as `loss` and, for a forecaster (a
     latent ODE) on batches with targets, `interp_mse` and `extrap_mse` (see
-    [`forecast_errors`][odezoo.train.forecast_errors]); the same errors for
+    [`forecast_errors`][odezoo.metrics.forecast_errors]); the same errors for
     `"forecast_mse"`; `loss` and `accuracy` for `"series_cross_entropy"`; `loss` for
     `"series_mse"`. A metric with nothing to count (no target after the observed
     window) is left out.
@@ -94,8 +94,8 @@ def evaluate(
     - `model`: an odezoo model (`model.apply(x, key=key) -> (out, stats)`).
     - `data`: `(x, y)`, or `(x,)` for a density; for series, the tuple of arrays its
       loss takes (e.g. `(times, values, mask, labels)`); or a known law,
-      [`GaussianMarginals`][odezoo.train.GaussianMarginals], which a sampling model is
-      compared with by [`evaluate_marginals`][odezoo.train.evaluate_marginals] (the
+      [`GaussianMarginals`][odezoo.metrics.GaussianMarginals], which a sampling model is
+      compared with by [`evaluate_marginals`][odezoo.metrics.evaluate_marginals] (the
       loss is not used then).
     - `loss`: a loss name (`"mse"`, `"huber"`, `"cross_entropy"`, `"nll"`, or a series
       loss) or a loss function `loss(model, batch, key) -> (scalar, stats)`.
@@ -111,7 +111,7 @@ def evaluate(
 
     ```python
     import jax, odezoo
-    from odezoo.train import evaluate
+    from odezoo.metrics import evaluate
 
     x, y = odezoo.data.cubic()
     net = odezoo.MLP(1, 1, key=jax.random.key(0))

@@ -22,8 +22,8 @@ class GaussianMarginals:
     """A held-out "test set" that is a law: the exact Gaussian marginals `N(mean_k,
     std_k**2)` of a 1-D process at times `t_k` (e.g. the Ornstein-Uhlenbeck process,
     [`odezoo.data.ou_moments`][odezoo.data.ou_moments]).
-    [`evaluate`][odezoo.train.evaluate] scores a sampling model on it with
-    [`evaluate_marginals`][odezoo.train.evaluate_marginals].
+    [`evaluate`][odezoo.metrics.evaluate] scores a sampling model on it with
+    [`evaluate_marginals`][odezoo.metrics.evaluate_marginals].
 
     Fields:
 
@@ -66,19 +66,19 @@ def evaluate_marginals(
     marginals' times and measures, at each time `t`:
 
     - `w1_t{t}`: the Wasserstein-1 distance of the model's samples to the exact law
-      ([`wasserstein1_gaussian`][odezoo.train.wasserstein1_gaussian]);
+      ([`wasserstein1_gaussian`][odezoo.metrics.wasserstein1_gaussian]);
     - `w1_floor_t{t}`: the sampling noise floor at that time, the mean W1 of as many
       samples of the exact law itself (`std_t` times
-      [`wasserstein1_noise_floor`][odezoo.train.wasserstein1_noise_floor]);
+      [`wasserstein1_noise_floor`][odezoo.metrics.wasserstein1_noise_floor]);
 
     and over all times `ks_max` (the largest Kolmogorov-Smirnov statistic,
-    [`ks_gaussian`][odezoo.train.ks_gaussian]) and `w1_ratio_max` (the largest
+    [`ks_gaussian`][odezoo.metrics.ks_gaussian]) and `w1_ratio_max` (the largest
     `w1_t / w1_floor_t`: 1 means as close as a sample of the truth of the same size).
 
     Arguments:
 
     - `model`: a [`LatentSDE`][odezoo.nn.LatentSDE] with one data channel.
-    - `marginals`: the [`GaussianMarginals`][odezoo.train.GaussianMarginals].
+    - `marginals`: the [`GaussianMarginals`][odezoo.metrics.GaussianMarginals].
     - `key`: the sampling key (default `jax.random.key(0)`).
 
     Example:
@@ -86,7 +86,7 @@ def evaluate_marginals(
     ```python
     import jax, odezoo
     from odezoo.nn import LatentSDE
-    from odezoo.train import GaussianMarginals, evaluate_marginals
+    from odezoo.metrics import GaussianMarginals, evaluate_marginals
 
     t = (0.5, 1.0)
     mean, var = odezoo.data.ou_moments(jax.numpy.asarray(t))
