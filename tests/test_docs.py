@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import matplotlib
 import pytest
 
@@ -129,6 +130,28 @@ def test_tutorial_code_blocks_run():
     namespace: dict = {}
     exec(compile("\n".join(blocks), "tutorial.md", "exec"), namespace)
     assert namespace["traj"].shape == (200, 10, 1)
+
+
+@pytest.mark.slow
+def test_flax_page_code_blocks_run(tmp_path, monkeypatch):
+    """The Flax page: an NNX module in `fit`, an `nnx.Optimizer` loop, and the seed
+    chapter's own functions on odezoo, writing the page's two figures."""
+    monkeypatch.chdir(tmp_path)
+    matplotlib.use("Agg")
+    text = (DOCS / "flax.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    namespace: dict = {}
+    # The page's nnx.Optimizer runs optax's update outside `fit`, which mixes dtypes that
+    # the suite's strict promotion refuses (train/_step.py: the same exception for `fit`).
+    with jax.numpy_dtype_promotion("standard"):
+        exec(compile("\n".join(blocks), "flax.md", "exec"), namespace)
+    assert namespace["trajectories"].shape == (200, 100, 1)
+    params = namespace["odenet"].dynamics.params
+    assert [tuple(w.shape) for w, _ in params] == [(2, 20), (20, 1)]
+    for figure in ("seed-predictions.png", "seed-trajectories.png"):
+        assert (tmp_path / figure).stat().st_size > 0
+        assert (DOCS / "flax" / figure).is_file()
 
 
 def test_zoo_cards_link_other_entries_and_print_no_none():

@@ -36,9 +36,9 @@ def _batch(key, n=3, t=5, channels=1):
 
 def test_ode_rnn_with_zero_dynamics_is_a_gru(x64):
     rnn = _f64(ODERNN(2, 4, width_size=5, key=jax.random.key(0)))
-    last = rnn.dynamics.layers[-1]
+    last = rnn.dynamics.net.layers[-1]
     rnn = eqx.tree_at(
-        lambda m: (m.dynamics.layers[-1].weight, m.dynamics.layers[-1].bias),
+        lambda m: (m.dynamics.net.layers[-1].weight, m.dynamics.net.layers[-1].bias),
         rnn,
         (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
     )
@@ -74,13 +74,13 @@ def test_linear_cde_on_linear_control_matches_closed_form(x64, interpolation):
         key=jax.random.key(0),
     )
     cde = _f64(cde)
-    layer = cde.field.net.layers[0]
-    cde = eqx.tree_at(lambda m: m.field.net.layers[0].bias, cde, jnp.zeros_like(layer.bias))
+    layer = cde.field.net.net.layers[0]
+    cde = eqx.tree_at(lambda m: m.field.net.net.layers[0].bias, cde, jnp.zeros_like(layer.bias))
     times = jnp.array([[0.0, 0.2, 0.5, 0.6, 1.3], [0.1, 0.4, 0.45, 0.9, 1.0]])
     v, a = 0.7, -0.3
     values = (a + v * times)[..., None]
     y1, _ = eqx.filter_jit(cde.hidden)(as_series(times, values))
-    w = cde.field.net.layers[0].weight.reshape(hidden, channels, hidden)
+    w = cde.field.net.net.layers[0].weight.reshape(hidden, channels, hidden)
     m = jnp.einsum("ijk,j->ik", w, jnp.array([1.0, v]))
     for b in range(2):
         x0 = jnp.array([times[b, 0], values[b, 0, 0]])

@@ -1,5 +1,9 @@
-"""Equinox modules: baselines, dynamics networks, ODE-Nets and CNFs."""
+"""Equinox modules: baselines, dynamics networks, ODE-Nets and CNFs, and the adapter
+that takes dynamics from Flax NNX or plain functions."""
 
+from ._adapt import FunctionDynamics as FunctionDynamics
+from ._adapt import NNXDynamics as NNXDynamics
+from ._adapt import as_dynamics as as_dynamics
 from ._base import AbstractForecaster as AbstractForecaster
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractODEModel as AbstractODEModel

@@ -14,6 +14,7 @@ from .._errors import InputError
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
+from ._adapt import Autonomous, as_dynamics, check_dynamics
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
 
@@ -77,13 +78,13 @@ def _path(interpolation: str, s: Array, coeffs: tuple):
 class CDEField(eqx.Module):
     """The CDE `dy = f(y) dX` as an ODE in the path's parameter: `dy/ds = f(y) dX/ds`.
 
-    `f` (an MLP from the hidden state to a `hidden x channels` matrix) lives in this
+    `f(s, y)` (a network from the hidden state to a `hidden x channels` matrix) lives in this
     Module, so every adjoint, `BacksolveAdjoint` included, differentiates it; the path
     arrives through `args` as `(s, coeffs)` (with per-series coefficients passed as
     `example_args`), so nothing is closed over.
     """
 
-    net: eqx.nn.MLP
+    net: eqx.Module
     hidden_size: int = eqx.field(static=True)
     channels: int = eqx.field(static=True)
     interpolation: str = eqx.field(static=True)
@@ -91,7 +92,7 @@ class CDEField(eqx.Module):
     def __call__(self, s, y, args):
         grid, coeffs = args
         dx = _path(self.interpolation, grid, coeffs).derivative(s)
-        return self.net(y).reshape(self.hidden_size, self.channels) @ dx
+        return self.net(s, y).reshape(self.hidden_size, self.channels) @ dx
 
 
 class _BoundCDE(eqx.Module):
@@ -126,6 +127,11 @@ class NeuralCDE(AbstractODEModel):
     - `final_activation`: of `f`'s output (`"tanh"`, as Kidger et al., bounds the
       field; `"identity"` for a linear field).
     - `interpolation`: `"cubic"` or `"linear"`.
+    - `field`: a custom `f(s, y)` instead of the MLP, returning a `(hidden_size,
+      C + 1)` matrix (or its `hidden_size * (C + 1)` entries, row-major), with `s` the
+      path's parameter (the observation index): an equinox module, a
+      `flax.nnx.Module`, or a plain function bound to its parameters by
+      [`as_dynamics`][odezoo.nn.as_dynamics].
     - `solver`: a [`Solver`][odezoo.Solver].
     - `key`: a JAX PRNG key.
 
@@ -159,6 +165,7 @@ class NeuralCDE(AbstractODEModel):
         activation: Callable = jax.nn.softplus,
         final_activation: Callable = jnp.tanh,
         interpolation: str = "cubic",
+        field=None,
         solver: Solver | None = None,
         key: PRNGKeyArray,
     ):
@@ -169,15 +176,28 @@ class NeuralCDE(AbstractODEModel):
         ikey, fkey, rkey = jax.random.split(key, 3)
         channels = data_size + 1
         self.initial = eqx.nn.Linear(channels, hidden_size, key=ikey)
-        net = eqx.nn.MLP(
-            hidden_size,
-            hidden_size * channels,
-            width_size,
-            depth,
-            activation=activation,
-            final_activation=final_activation,
-            key=fkey,
-        )
+        if field is None:
+            net = Autonomous(
+                eqx.nn.MLP(
+                    hidden_size,
+                    hidden_size * channels,
+                    width_size,
+                    depth,
+                    activation=activation,
+                    final_activation=final_activation,
+                    key=fkey,
+                )
+            )
+        else:
+            net = as_dynamics(field)
+            check_dynamics(
+                net,
+                0.0,
+                (hidden_size,),
+                jnp.result_type(float),
+                what="NeuralCDE field",
+                out_shapes=((hidden_size, channels), (hidden_size * channels,)),
+            )
         self.field = CDEField(net, hidden_size, channels, interpolation)
         self.readout = eqx.nn.Linear(hidden_size, out_size, key=rkey)
         self.solver = Solver() if solver is None else solver

@@ -18,6 +18,7 @@ from .._regularisation import Regularisation, penalised_solve
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
+from ._adapt import as_dynamics, check_dynamics
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem
 from ._dynamics import ConcatSquashMLP
@@ -100,7 +101,9 @@ class CNF(AbstractODEModel):
       kinetic energy `∫|f|²` and the Jacobian Frobenius norm `∫|∂f/∂z|²_F` (exact with
       the exact trace, else Hutchinson-estimated with the trace's own probe). Zero
       (default) switches them off; see [`CNF.regularized`][odezoo.CNF.regularized].
-    - `dynamics`: optional tuple of custom dynamics modules `f(t, z)`, one per block.
+    - `dynamics`: optional tuple of custom dynamics `f(t, z)`, one per block: equinox
+      modules, `flax.nnx.Module`s, or plain functions bound to their parameters by
+      [`as_dynamics`][odezoo.nn.as_dynamics].
     - `solver`: a [`Solver`][odezoo.Solver] (default Dopri5 at rtol=atol=1e-5).
     - `key`: a JAX PRNG key.
 
@@ -145,7 +148,7 @@ class CNF(AbstractODEModel):
         probe: Literal["rademacher", "gaussian"] = "rademacher",
         kinetic: float = 0.0,
         jacobian: float = 0.0,
-        dynamics: tuple[eqx.Module, ...] | None = None,
+        dynamics: tuple | None = None,
         solver: Solver | None = None,
         key: PRNGKeyArray,
     ):
@@ -166,8 +169,13 @@ class CNF(AbstractODEModel):
         if dynamics is None:
             keys = jax.random.split(key, num_blocks)
             dynamics = tuple(ConcatSquashMLP(data_size, tuple(hidden), key=k) for k in keys)
-        elif len(dynamics) != num_blocks:
-            raise InputError(f"got {len(dynamics)} dynamics modules for {num_blocks} blocks")
+        else:
+            dynamics = tuple(dynamics)
+            if len(dynamics) != num_blocks:
+                raise InputError(f"got {len(dynamics)} dynamics modules for {num_blocks} blocks")
+            dynamics = tuple(as_dynamics(d) for d in dynamics)
+            for i, d in enumerate(dynamics):
+                check_dynamics(d, 0.0, (data_size,), jnp.result_type(float), what=f"CNF block {i}")
         regularize = kinetic > 0 or jacobian > 0
         self.fields = tuple(
             CNFField(d, jnp.asarray(math.sqrt(time)), trace, probe, regularize, learn_time)

@@ -19,7 +19,7 @@ from .._solver import Solver
 from .._stats import SolveStats
 from ._base import AbstractForecaster, AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
-from ._ode_rnn import ODERNN, HiddenField
+from ._ode_rnn import ODERNN, HiddenField, hidden_dynamics
 
 
 def gaussian_log_likelihood(x: Array, mean: Array, mask: Array, std: float) -> Array:
@@ -60,6 +60,9 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
     - `hidden_size`: the encoder's GRU state.
     - `width_size`, `depth`, `activation`: the MLPs of the encoder's and the decoder's
       dynamics (activation by name).
+    - `dynamics`: custom decoder dynamics `f(t, z)` on the latent state instead of the
+      default MLP: an equinox module, a `flax.nnx.Module`, or a plain function bound to
+      its parameters by [`as_dynamics`][odezoo.nn.as_dynamics].
     - `obs_std`: the fixed observation noise of the likelihood.
     - `t0`: the time of `z0`, where the decoder starts.
     - `solver`: a [`Solver`][odezoo.Solver] for the encoder and the decoder.
@@ -80,7 +83,7 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
     """
 
     encoder: ODERNN
-    decoder: eqx.nn.MLP
+    decoder: eqx.Module
     readout: eqx.nn.Linear
     solver: Solver
     in_shape: tuple[int, ...] = eqx.field(static=True)
@@ -97,6 +100,7 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
         width_size: int = 32,
         depth: int = 1,
         activation: Callable = jnp.tanh,
+        dynamics=None,
         obs_std: float = 0.01,
         t0: float = 0.0,
         solver: Solver | None = None,
@@ -116,8 +120,8 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
             solver=solver,
             key=ekey,
         )
-        self.decoder = eqx.nn.MLP(
-            latent_size, latent_size, width_size, depth, activation=activation, key=dkey
+        self.decoder = hidden_dynamics(
+            dynamics, latent_size, width_size, depth, activation, key=dkey, what="LatentODE"
         )
         self.readout = eqx.nn.Linear(latent_size, data_size, key=rkey)
         self.solver = solver

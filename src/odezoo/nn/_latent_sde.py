@@ -16,9 +16,11 @@ from .._sde import solve_sde
 from .._solve import check_solution
 from .._solver import Solver
 from .._stats import SolveStats
+from ._adapt import as_dynamics, check_dynamics
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._latent_ode import gaussian_kl, gaussian_log_likelihood
+from ._odenet import DynamicsField
 
 
 class DiagonalDiffusion(eqx.Module):
@@ -66,9 +68,9 @@ class _PosteriorDrift(eqx.Module):
     context of the series' next observation, and `|(h - f) / g|**2 / 2` for the
     accumulated path KL (Li et al. 2020, eq. 9)."""
 
-    prior: PriorDrift
+    prior: eqx.Module
     net: eqx.nn.MLP
-    diffusion: DiagonalDiffusion
+    diffusion: eqx.Module
 
     def __call__(self, t, y, args):
         _, (times, contexts) = args
@@ -80,10 +82,17 @@ class _PosteriorDrift(eqx.Module):
 
 
 class _PosteriorDiffusion(eqx.Module):
-    diffusion: DiagonalDiffusion
+    diffusion: eqx.Module
 
     def __call__(self, t, y, args):
         return jnp.concatenate([self.diffusion(t, y[:-1], None), jnp.zeros((1,), y.dtype)])
+
+
+def _user_field(dynamics, size: int, what: str) -> DynamicsField:
+    """A user's `f(t, z)` on the latent state as a diffrax field (shape-checked)."""
+    dynamics = as_dynamics(dynamics)
+    check_dynamics(dynamics, 0.0, (size,), jnp.result_type(float), what=what)
+    return DynamicsField(dynamics)
 
 
 class LatentSDE(AbstractODEModel):
@@ -113,6 +122,12 @@ class LatentSDE(AbstractODEModel):
     - `hidden_size`: the encoder's GRU state.
     - `context_size`: size of the context `c`.
     - `width_size`, `depth`, `activation`: the drift MLPs (activation by name).
+    - `drift`, `diffusion`: a custom prior drift `f(t, z)` and a custom diagonal
+      diffusion `g(t, z)` (each returning the latent state's shape; the diffusion must
+      be positive, e.g. a softplus output), instead of the defaults: equinox modules,
+      `flax.nnx.Module`s, or plain functions bound to their parameters by
+      [`as_dynamics`][odezoo.nn.as_dynamics]. The posterior drift, which also reads the
+      context, stays an MLP.
     - `obs_std`: the fixed observation noise of the likelihood.
     - `t0`: the time of `z0`.
     - `solver`: a [`Solver`][odezoo.Solver] with `dt0` set.
@@ -133,9 +148,9 @@ class LatentSDE(AbstractODEModel):
 
     encoder: eqx.nn.GRUCell
     encoder_head: eqx.nn.Linear
-    prior: PriorDrift
+    prior: eqx.Module
     posterior: eqx.nn.MLP
-    diffusion: DiagonalDiffusion
+    diffusion: eqx.Module
     z0_mean: Array
     z0_log_std: Array
     readout: eqx.nn.Linear
@@ -156,6 +171,8 @@ class LatentSDE(AbstractODEModel):
         width_size: int = 32,
         depth: int = 1,
         activation: Callable = jax.nn.softplus,
+        drift=None,
+        diffusion=None,
         obs_std: float = 0.1,
         t0: float = 0.0,
         solver: Solver | None = None,
@@ -167,9 +184,13 @@ class LatentSDE(AbstractODEModel):
         act = activation
         self.encoder = eqx.nn.GRUCell(2 * data_size + 1, hidden_size, key=keys[0])
         self.encoder_head = eqx.nn.Linear(hidden_size, 2 * latent_size + context_size, key=keys[1])
-        self.prior = PriorDrift(
-            eqx.nn.MLP(latent_size + 1, latent_size, width_size, depth, activation=act, key=keys[2])
-        )
+        if drift is None:
+            mlp = eqx.nn.MLP(
+                latent_size + 1, latent_size, width_size, depth, activation=act, key=keys[2]
+            )
+            self.prior = PriorDrift(mlp)
+        else:
+            self.prior = _user_field(drift, latent_size, "LatentSDE drift")
         self.posterior = eqx.nn.MLP(
             latent_size + 1 + context_size,
             latent_size,
@@ -178,7 +199,10 @@ class LatentSDE(AbstractODEModel):
             activation=act,
             key=keys[3],
         )
-        self.diffusion = DiagonalDiffusion(latent_size, width_size, key=keys[4])
+        if diffusion is None:
+            self.diffusion = DiagonalDiffusion(latent_size, width_size, key=keys[4])
+        else:
+            self.diffusion = _user_field(diffusion, latent_size, "LatentSDE diffusion")
         self.z0_mean = jnp.zeros(latent_size)
         self.z0_log_std = jnp.zeros(latent_size)
         self.readout = eqx.nn.Linear(latent_size, data_size, key=keys[5])

@@ -13,6 +13,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
+from ._adapt import Autonomous, as_dynamics, check_dynamics
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
 
@@ -21,23 +22,35 @@ class HiddenField(eqx.Module):
     """The autonomous hidden-state dynamics `dh/dt = f(h)` of an ODE-RNN (or of a latent
     ODE's decoder): the network lives in this Module, so every adjoint sees it."""
 
-    net: eqx.nn.MLP
+    net: eqx.Module
 
     def __call__(self, t, h, args):
-        return self.net(h)
+        return self.net(t, h)
 
 
 class RescaledField(eqx.Module):
     """`dh/ds = dt * f(h)` on `s in [0, 1]`: one series' interval `[t_prev, t_prev + dt]`
     mapped onto the unit interval. With the per-series `dt` passed as `example_args`,
     a batch whose series have different observation times is one solve per
-    observation index (not one per series)."""
+    observation index (not one per series). The network sees the series' own time
+    `t_prev + s dt`."""
 
-    net: eqx.nn.MLP
+    net: eqx.Module
 
     def __call__(self, s, h, args):
-        _, dt = args
-        return dt * self.net(h)
+        _, (t_prev, dt) = args
+        return dt * self.net(t_prev + s * dt, h)
+
+
+def hidden_dynamics(dynamics, size, width_size, depth, activation, *, key, what):
+    """The dynamics `f(t, h)` of a hidden state of `size`: the user's (through
+    `as_dynamics`, shape-checked), or the default autonomous MLP."""
+    if dynamics is None:
+        mlp = eqx.nn.MLP(size, size, width_size, depth, activation=activation, key=key)
+        return Autonomous(mlp)
+    dynamics = as_dynamics(dynamics)
+    check_dynamics(dynamics, 0.0, (size,), jnp.result_type(float), what=what)
+    return dynamics
 
 
 class ODERNN(AbstractODEModel):
@@ -54,7 +67,11 @@ class ODERNN(AbstractODEModel):
 
     - `data_size`: channels `C` per observation.
     - `hidden_size`: size of the hidden state.
-    - `width_size`, `depth`, `activation`: the MLP `f` (a function; by name in a config).
+    - `width_size`, `depth`, `activation`: the default dynamics, an MLP `f(h)` (the
+      activation a function; by name in a config).
+    - `dynamics`: custom dynamics `f(t, h)` on the hidden state instead: an equinox
+      module, a `flax.nnx.Module`, or a plain function bound to its parameters by
+      [`as_dynamics`][odezoo.nn.as_dynamics].
     - `out_size`: if given, a linear readout of the final hidden state; otherwise
       `apply` returns the hidden state.
     - `solver`: a [`Solver`][odezoo.Solver] for the solves between observations.
@@ -73,7 +90,7 @@ class ODERNN(AbstractODEModel):
     """
 
     cell: eqx.nn.GRUCell
-    dynamics: eqx.nn.MLP
+    dynamics: eqx.Module
     head: eqx.nn.Linear | None
     solver: Solver
     in_shape: tuple[int, ...] = eqx.field(static=True)
@@ -88,13 +105,14 @@ class ODERNN(AbstractODEModel):
         depth: int = 1,
         activation: Callable = jnp.tanh,
         out_size: int | None = None,
+        dynamics=None,
         solver: Solver | None = None,
         key: PRNGKeyArray,
     ):
         ckey, dkey, hkey = jax.random.split(key, 3)
         self.cell = eqx.nn.GRUCell(2 * data_size, hidden_size, key=ckey)
-        self.dynamics = eqx.nn.MLP(
-            hidden_size, hidden_size, width_size, depth, activation=activation, key=dkey
+        self.dynamics = hidden_dynamics(
+            dynamics, hidden_size, width_size, depth, activation, key=dkey, what="ODERNN"
         )
         self.head = None if out_size is None else eqx.nn.Linear(hidden_size, out_size, key=hkey)
         self.solver = Solver() if solver is None else solver
@@ -105,9 +123,13 @@ class ODERNN(AbstractODEModel):
     def name(self) -> str:
         return f"ODERNN(data_size={self.in_shape[0]}, hidden_size={self.hidden_size})"
 
-    def _evolve(self, h: Array, dt: Array) -> tuple[Array, SolveStats]:
+    def _evolve(self, h: Array, t_prev: Array, dt: Array) -> tuple[Array, SolveStats]:
         h1, stats = solve(
-            self.solver, RescaledField(self.dynamics), h, batched=True, example_args=dt
+            self.solver,
+            RescaledField(self.dynamics),
+            h,
+            batched=True,
+            example_args=(t_prev, dt),
         )
         h1 = check_solution(h1, stats, what=self.name, solver=self.solver, t0=0.0, t1=1.0)
         return h1, stats
@@ -133,7 +155,7 @@ class ODERNN(AbstractODEModel):
         def step(carry, x):
             h, t_prev = carry
             t, inp, obs = x
-            h, st = self._evolve(h, t - t_prev)
+            h, st = self._evolve(h, t_prev, t - t_prev)
             h_new = jax.vmap(self.cell)(inp, h)
             h = jnp.where(obs[:, None], h_new, h)
             return (h, t), (h, st)

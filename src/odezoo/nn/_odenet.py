@@ -14,6 +14,7 @@ from .._regularisation import Regularisation, penalised_solve
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
+from ._adapt import as_dynamics, check_dynamics
 from ._arguments import as_float, as_int, as_shape
 from ._base import AbstractODEModel, ODEProblem, check_times
 from ._dynamics import ConcatMLP
@@ -49,8 +50,10 @@ class ODENet(AbstractODEModel):
     - `augment`: number of zero dimensions appended to the state.
     - `out_size`: if given, a linear head from the full (augmented) state to `out_size`;
       otherwise the output is the first `in_shape[0]` dimensions of `y(t1)`.
-    - `dynamics`: a custom dynamics module `f(t, y)` on the (augmented) state shape,
-      e.g. [`ConvDynamics`][odezoo.nn.ConvDynamics]; replaces the default.
+    - `dynamics`: custom dynamics `f(t, y)` on the (augmented) state shape, replacing
+      the default: an equinox module (e.g. [`ConvDynamics`][odezoo.nn.ConvDynamics]), a
+      `flax.nnx.Module`, or a plain function bound to its parameters by
+      [`as_dynamics`][odezoo.nn.as_dynamics].
     - `solver`: a [`Solver`][odezoo.Solver] (default Dopri5, rtol 1e-3, atol 1e-6,
       checkpointed adjoint, batch solved as one ODE).
     - `t0`, `t1`: the integration interval (the "depth" of the network).
@@ -89,7 +92,7 @@ class ODENet(AbstractODEModel):
         depth: int = 1,
         augment: int = 0,
         out_size: int | None = None,
-        dynamics: eqx.Module | None = None,
+        dynamics=None,
         activation: Callable = jnp.tanh,
         init: str = "default",
         init_scale: float = 1.0,
@@ -125,6 +128,15 @@ class ODENet(AbstractODEModel):
                 init=init,
                 init_scale=init_scale,
                 key=dkey,
+            )
+        else:
+            dynamics = as_dynamics(dynamics)
+            check_dynamics(
+                dynamics,
+                t0,
+                (state_size, *in_shape[1:]),
+                jnp.result_type(float),
+                what=f"ODENet(in_shape={in_shape}, augment={augment})",
             )
         self.dynamics = dynamics
         self.head = None if out_size is None else eqx.nn.Linear(state_size, out_size, key=hkey)
