@@ -96,9 +96,9 @@ def test_auto_is_checkpointing_outside_fit_and_chooses_inside():
 def test_sde_adjoints():
     assert set(_adjoint.sde_adjoint_names()) >= {"checkpoint", "direct", "backsolve"}
     solver = odezoo.Solver(solver=diffrax.Euler(), dt0=0.1, adjoint="checked")
-    with pytest.raises(odezoo.SolverError, match="not available for SDEs"):
+    with pytest.raises(odezoo.ConfigError, match="not available for SDEs"):
         solver.adjoint.sde_adjoint(solver)
-    with pytest.raises(odezoo.SolverError, match="Stratonovich"):
+    with pytest.raises(odezoo.ConfigError, match="Stratonovich"):
         solver.replace(adjoint="backsolve").adjoint.sde_adjoint(solver)
 
 
@@ -128,5 +128,5 @@ def test_a_strategy_of_ones_own_is_one_class(monkeypatch, x64):
     with pytest.raises(odezoo.ConfigError, match="stored=8 only applies to adjoint 'every-step'"):
         odezoo.Solver(stored=8)
     # an SDE solve needs an SDE form, which this strategy does not give
-    with pytest.raises(odezoo.SolverError, match="'every-step' is not available for SDEs"):
+    with pytest.raises(odezoo.ConfigError, match="'every-step' is not available for SDEs"):
         solver.adjoint.sde_adjoint(solver)

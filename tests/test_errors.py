@@ -20,6 +20,8 @@ class Fixed(odezoo.nn.AbstractModel):
         self.out = out
         self.in_shape = (1,)
 
+    name = "Fixed"
+
     def apply(self, xs, *, key=None):
         return self.out, None
 

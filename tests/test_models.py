@@ -556,6 +556,8 @@ def test_abstract_variables_are_declared_not_fields():
     assert "solver" in [f.name for f in dataclasses.fields(odezoo.CNF)]  # a real field
 
     class NoShape(odezoo.nn.AbstractModel):
+        name = "NoShape"
+
         def apply(self, xs, *, key=None):
             return xs, None
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import odezoo
-from odezoo import InputError, SolverError
+from odezoo import ConfigError, InputError
 from odezoo.losses import elbo_loss, series_cross_entropy, series_mse
 from odezoo.nn import ODERNN, LatentODE, LatentSDE, NeuralCDE, as_series
 
@@ -284,13 +284,13 @@ def test_latent_sde_context_is_that_of_the_next_observation():
 
 def test_sde_solver_validation():
     drift = diffusion = lambda t, y, args: y
-    with pytest.raises(SolverError, match="dt0"):
+    with pytest.raises(ConfigError, match="dt0"):
         odezoo.solve_sde(odezoo.Solver(), drift, diffusion, jnp.ones(1), key=jax.random.key(0))
     euler = odezoo.Solver(solver=diffrax.Euler(), dt0=0.1, adjoint="backsolve")
-    with pytest.raises(SolverError, match="Stratonovich"):
+    with pytest.raises(ConfigError, match="Stratonovich"):
         odezoo.solve_sde(euler, drift, diffusion, jnp.ones(1), key=jax.random.key(0))
     checked = odezoo.Solver(solver=diffrax.Heun(), dt0=0.1, adjoint="checked")
-    with pytest.raises(SolverError, match="not available for SDEs"):
+    with pytest.raises(ConfigError, match="not available for SDEs"):
         odezoo.solve_sde(checked, drift, diffusion, jnp.ones(1), key=jax.random.key(0))
 
 

@@ -64,6 +64,7 @@ class _Constant(AbstractForecaster):
 
     c: jax.Array
     in_shape: tuple[int, ...] = (1,)
+    name = "Constant"
 
     def predict(self, series, query_times, *, key=None):
         return jnp.full((*query_times.shape, 1), self.c), None

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._backsolve import AdjointSolver
-from ._errors import ConfigError, SolverError
+from ._errors import ConfigError
 from ._static import as_python as _as_python
 from ._static import is_positive_int as _is_positive_int
 from ._static import is_positive_number as _is_positive_number
@@ -111,9 +111,9 @@ class AbstractAdjoint(eqx.Module):
 
     def sde_adjoint(self, solver: Solver) -> diffrax.AbstractAdjoint:
         """The `diffrax` adjoint of an SDE solve (fixed steps) by `solver`; raises
-        [`SolverError`][odezoo.SolverError] where the strategy has none."""
+        [`ConfigError`][odezoo.ConfigError] where the strategy has none."""
         del solver
-        raise SolverError(
+        raise ConfigError(
             f"adjoint={self.name!r} is not available for SDEs; choose one of {sde_adjoint_names()}"
         )
 
@@ -234,7 +234,7 @@ class BacksolveAdjoint(AbstractAdjoint):
 
     def sde_adjoint(self, solver):
         if not isinstance(solver.solver, diffrax.AbstractStratonovichSolver):
-            raise SolverError(
+            raise ConfigError(
                 "adjoint='backsolve' on an SDE needs a Stratonovich solver (diffrax's "
                 "backsolve adjoint is that of the Stratonovich SDE), got "
                 f"{type(solver.solver).__name__}; use diffrax.ReversibleHeun() "
@@ -242,7 +242,7 @@ class BacksolveAdjoint(AbstractAdjoint):
                 "adjoint='checkpoint'"
             )
         if self.seminorm:
-            raise SolverError("seminorm=True controls adaptive steps; SDEs take fixed steps")
+            raise ConfigError("seminorm=True controls adaptive steps; SDEs take fixed steps")
         return diffrax.BacksolveAdjoint(
             solver=solver.solver, stepsize_controller=diffrax.ConstantStepSize()
         )

@@ -17,7 +17,7 @@ import lineax
 from jaxtyping import Array, PyTree
 
 from ._counting import CountedField
-from ._errors import SolverError
+from ._errors import ConfigError
 from ._result import SolveResult, result_code
 from ._solve import all_finite
 from ._solver import Solver
@@ -25,7 +25,7 @@ from ._stats import SolveStats
 
 
 def check_sde_solver(solver: Solver) -> None:
-    """Raise [`SolverError`][odezoo.SolverError] unless `solver` can solve an SDE.
+    """Raise [`ConfigError`][odezoo.ConfigError] unless `solver` can solve an SDE.
 
     SDEs are solved with fixed steps (`dt0` is required), with an adjoint that has an
     SDE form ([`AbstractAdjoint.sde_adjoint`][odezoo.AbstractAdjoint.sde_adjoint]:
@@ -35,7 +35,7 @@ def check_sde_solver(solver: Solver) -> None:
     """
     name = type(solver.solver).__name__
     if solver.dt0 is None:
-        raise SolverError(
+        raise ConfigError(
             f"SDEs are solved with fixed steps: give the Solver a dt0 (the step size), e.g. "
             f"odezoo.Solver(solver=diffrax.{name}(), dt0=0.01)"
         )
@@ -142,7 +142,7 @@ def solve_sde(
     `"backsolve"` (Stratonovich solvers only; with `diffrax.ReversibleHeun`, which is
     algebraically reversible, backsolve reconstructs the forward path exactly and its
     gradients equal the discretised ones up to round-off). Other settings raise
-    [`SolverError`][odezoo.SolverError].
+    [`ConfigError`][odezoo.ConfigError].
 
     Arguments:
 

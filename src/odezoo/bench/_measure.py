@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from .._counting import count_evaluations
+from .._errors import InputError
 
 
 @dataclasses.dataclass
@@ -138,7 +139,7 @@ def make_optimizer(name: str = "sgd", learning_rate: float = 1e-3):
         return optax.sgd(learning_rate)
     if name == "adam":
         return optax.adam(learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
+    raise InputError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
 
 
 # -- NFE ------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def relative_error(grad, reference) -> float:
     g = flat_gradient(grad) if not isinstance(grad, np.ndarray) else grad.astype(np.float64)
     r = flat_gradient(reference) if not isinstance(reference, np.ndarray) else reference
     if g.shape != r.shape:
-        raise ValueError(f"gradient sizes differ: {g.shape} vs {r.shape}")
+        raise InputError(f"gradient sizes differ: {g.shape} vs {r.shape}")
     denom = np.linalg.norm(r)
     if denom == 0:
         return float(np.linalg.norm(g))

@@ -53,9 +53,9 @@ def _solvers(model) -> list[Solver]:
 
 
 def _solves_sdes(model) -> bool:
-    from ..nn import LatentSDE
+    from ..nn import AbstractSDEModel
 
-    is_sde = lambda x: isinstance(x, LatentSDE)
+    is_sde = lambda x: isinstance(x, AbstractSDEModel)
     return any(is_sde(x) for x in jax.tree_util.tree_leaves(model, is_leaf=is_sde))
 
 

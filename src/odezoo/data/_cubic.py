@@ -2,6 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from .._errors import InputError
+
 
 def cubic(n: int = 10, low: float = -2.0, high: float = 2.0) -> tuple[Array, Array]:
     """The toy regression problem of the seed chapter: `y = x**3 + 0.1 * x`.
@@ -32,7 +34,7 @@ def cubic(n: int = 10, low: float = -2.0, high: float = 2.0) -> tuple[Array, Arr
         ```
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"`n` must be a positive int, got {n!r}.")
+        raise InputError(f"`n` must be a positive int, got {n!r}.")
     x = jnp.linspace(low, high, n, dtype=jnp.float32)[:, None]
     y = x**3 + 0.1 * x
     return x, y

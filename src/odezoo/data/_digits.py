@@ -2,6 +2,8 @@ from typing import Literal
 
 import numpy as np
 
+from .._errors import InputError
+
 _INSTALL_HINT = (
     "`odezoo.data.digits` needs scikit-learn, which ships the 8x8 digits dataset. "
     'Install it with `pip install "odezoo[data]"` (or `pip install scikit-learn`).'
@@ -45,10 +47,10 @@ def digits(
         ```
     """
     if split not in ("train", "test"):
-        raise ValueError(f'`split` must be "train" or "test", got {split!r}.')
+        raise InputError(f'`split` must be "train" or "test", got {split!r}.')
     test_fraction = float(test_fraction)
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"`test_fraction` must lie in (0, 1), got {test_fraction!r}.")
+        raise InputError(f"`test_fraction` must lie in (0, 1), got {test_fraction!r}.")
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

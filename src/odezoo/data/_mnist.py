@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._errors import InputError
+
 _IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions.
 _LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension.
 
@@ -46,7 +48,7 @@ def _read_bytes(path: Path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: corrupt or truncated gzip file ({e}).") from e
+            raise InputError(f"{path}: corrupt or truncated gzip file ({e}).") from e
     return data
 
 
@@ -54,22 +56,22 @@ def _read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Parses an IDX file of unsigned bytes into an array of the shape in its header."""
     data = _read_bytes(path)
     if len(data) < 4:
-        raise ValueError(f"{path}: truncated IDX file ({len(data)} bytes, no header).")
+        raise InputError(f"{path}: truncated IDX file ({len(data)} bytes, no header).")
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
-        raise ValueError(
+        raise InputError(
             f"{path}: not an IDX file of the expected kind: magic number {magic}, expected "
             f"{expected_magic} ({'images' if expected_magic == _IMAGES_MAGIC else 'labels'})."
         )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes).")
+        raise InputError(f"{path}: truncated IDX header ({len(data)} bytes).")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = int(np.prod(shape, dtype=np.int64))
     if len(data) - header != size:
         what = "truncated" if len(data) - header < size else "corrupt (trailing bytes)"
-        raise ValueError(
+        raise InputError(
             f"{path}: {what} IDX file: the header promises shape {shape} = {size} bytes of "
             f"data, but the file holds {len(data) - header}."
         )
@@ -81,14 +83,14 @@ def _images(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim == 2:  # flattened square images
         side = int(round(np.sqrt(x.shape[1])))
         if side * side != x.shape[1]:
-            raise ValueError(f"{where}: cannot reshape {x.shape[1]} pixels into a square.")
+            raise InputError(f"{where}: cannot reshape {x.shape[1]} pixels into a square.")
         x = x.reshape(-1, 1, side, side)
     elif x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[1] != 1 and x.shape[-1] == 1:  # channels last
         x = np.moveaxis(x, -1, 1)
     elif x.ndim != 4:
-        raise ValueError(f"{where}: expected images of 2, 3 or 4 dimensions, got {x.shape}.")
+        raise InputError(f"{where}: expected images of 2, 3 or 4 dimensions, got {x.shape}.")
     if np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_):
         x = x.astype(np.float32) / (1.0 if x.dtype == np.bool_ else 255.0)
     elif np.issubdtype(x.dtype, np.floating):
@@ -96,7 +98,7 @@ def _images(x: np.ndarray, where: str) -> np.ndarray:
         if x.size and x.max() > 1.0:  # floats on the 0..255 scale
             x = x / 255.0
     else:
-        raise ValueError(f"{where}: images of dtype {x.dtype} are not numeric.")
+        raise InputError(f"{where}: images of dtype {x.dtype} are not numeric.")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -105,9 +107,9 @@ def _labels(y: np.ndarray, where: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise ValueError(f"{where}: expected labels of shape (n,), got {y.shape}.")
+        raise InputError(f"{where}: expected labels of shape (n,), got {y.shape}.")
     if not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-        raise ValueError(f"{where}: labels must be integers.")
+        raise InputError(f"{where}: labels must be integers.")
     return y.astype(np.int32)
 
 
@@ -119,13 +121,13 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
             for key, aliases in _NPZ_KEYS.items():
                 name = next((a for a in aliases if a in found), None)
                 if name is None:
-                    raise ValueError(
+                    raise InputError(
                         f"{path}: no array for {key!r} (accepted names: {aliases}); the file "
                         f"holds {sorted(found)}."
                     )
                 raw[key] = f[name]
     except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise ValueError(f"{path}: corrupt or unreadable .npz file ({e}).") from e
+        raise InputError(f"{path}: corrupt or unreadable .npz file ({e}).") from e
     return raw
 
 
@@ -209,7 +211,7 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
     elif path.suffix == ".npz" or zipfile.is_zipfile(path):
         raw = _load_npz(path)
     else:
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r} is neither an .npz file nor a directory of IDX files. "
             + _NOT_DOWNLOADED
         )
@@ -219,6 +221,6 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
         x = _images(raw[f"x_{split}"], f"{path} (x_{split})")
         y = _labels(raw[f"y_{split}"], f"{path} (y_{split})")
         if len(x) != len(y):
-            raise ValueError(f"{path}: {len(x)} {split} images but {len(y)} {split} labels.")
+            raise InputError(f"{path}: {len(x)} {split} images but {len(y)} {split} labels.")
         out[f"x_{split}"], out[f"y_{split}"] = x, y
     return {key: out[key] for key in ("x_train", "y_train", "x_test", "y_test")}

@@ -12,11 +12,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
+
 
 def _check_sizes(**sizes) -> None:
     for name, n in sizes.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {n!r}")
+            raise InputError(f"`{name}` must be a positive int, got {n!r}")
 
 
 def _irregular_times(key, n_series: int, n_times: int, t_max: float) -> Array:
@@ -157,7 +159,7 @@ def spirals_classification(
     """
     _check_sizes(n_series=n_series, n_times=n_times)
     if not 0.0 <= drop < 1.0:
-        raise ValueError(f"`drop` must be in [0, 1), got {drop!r}")
+        raise InputError(f"`drop` must be in [0, 1), got {drop!r}")
     skey, dkey = jax.random.split(key)
     times, values, mask, labels = spirals(n_series, n_times, key=skey, t_max=4.0, noise=noise)
     n_drop = int(drop * n_times)

@@ -6,12 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
+
 _LABELS = ("pm1", "classes")
 
 
 def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+        raise InputError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
     return int(value)
 
 
@@ -19,13 +21,13 @@ def _check_radius(name: str, radius) -> tuple[float, float]:
     try:
         r_min, r_max = (float(r) for r in radius)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"`{name}` must be a pair `(r_min, r_max)` of numbers, got {radius!r}."
         ) from None
     if not (np.isfinite(r_min) and np.isfinite(r_max)):
-        raise ValueError(f"`{name}` must be finite, got {radius!r}.")
+        raise InputError(f"`{name}` must be finite, got {radius!r}.")
     if r_min < 0 or r_max < r_min:
-        raise ValueError(f"`{name}` must satisfy 0 <= r_min <= r_max, got {radius!r}.")
+        raise InputError(f"`{name}` must satisfy 0 <= r_min <= r_max, got {radius!r}.")
     return r_min, r_max
 
 
@@ -94,16 +96,16 @@ def concentric_spheres(
     n_inner = _check_count("n_inner", n_inner, 0)
     n_outer = _check_count("n_outer", n_outer, 0)
     if n_inner + n_outer == 0:
-        raise ValueError("`n_inner + n_outer` must be positive, got 0 points in total.")
+        raise InputError("`n_inner + n_outer` must be positive, got 0 points in total.")
     inner = _check_radius("inner_radius", inner_radius)
     outer = _check_radius("outer_radius", outer_radius)
     if outer[0] < inner[1]:
-        raise ValueError(
+        raise InputError(
             "The classes overlap: `outer_radius[0]` must be >= `inner_radius[1]`, "
             f"got inner_radius={inner_radius!r} and outer_radius={outer_radius!r}."
         )
     if labels not in _LABELS:
-        raise ValueError(f"`labels` must be one of {_LABELS}, got {labels!r}.")
+        raise InputError(f"`labels` must be one of {_LABELS}, got {labels!r}.")
 
     x, is_outer = _sample(key, dim, n_inner, n_outer, inner, outer)
     if labels == "pm1":

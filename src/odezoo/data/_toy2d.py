@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
+
 TOY2D_NAMES: tuple[str, ...] = (
     "swissroll",
     "circles",
@@ -47,7 +49,7 @@ TRUE_ENTROPY: dict[str, float] = {
 
 def _check_name(name: str) -> None:
     if name not in TOY2D_NAMES:
-        raise ValueError(f"Unknown toy density {name!r}; valid names are {TOY2D_NAMES}.")
+        raise InputError(f"Unknown toy density {name!r}; valid names are {TOY2D_NAMES}.")
 
 
 def _swissroll(key, n):
@@ -192,7 +194,7 @@ def toy2d(name: str, n: int, *, key: PRNGKeyArray) -> Array:
     if isinstance(n, jax.Array) and jax.dtypes.issubdtype(n.dtype, jax.dtypes.prng_key):
         raise TypeError("toy2d takes the key by keyword, after n: toy2d(name, n, key=key).")
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"`n` must be a positive int, got {n!r}.")
+        raise InputError(f"`n` must be a positive int, got {n!r}.")
     return _sample(name, key, int(n))
 
 
@@ -252,14 +254,14 @@ def toy2d_log_density(name: str, x: Array) -> Array:
     """
     if name not in _LOG_DENSITIES:
         _check_name(name)
-        raise ValueError(
+        raise InputError(
             f"No closed-form log-density for {name!r}; only for {tuple(_LOG_DENSITIES)}."
         )
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     if x.ndim < 1 or x.shape[-1] != 2:
-        raise ValueError(f"`x` must have a last axis of size 2, got shape {x.shape}.")
+        raise InputError(f"`x` must have a last axis of size 2, got shape {x.shape}.")
     return _log_density(name, x)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._errors import InputError
-from ..nn import LatentSDE
+from ..nn import AbstractLatentModel
 from ._distances import ks_gaussian, wasserstein1_gaussian, wasserstein1_noise_floor
 
 
@@ -61,8 +61,8 @@ def evaluate_marginals(
 ) -> dict[str, float]:
     """Compare the marginals of a sampling model with exact Gaussian ones.
 
-    Samples `marginals.samples` paths of the model (for a
-    [`LatentSDE`][odezoo.nn.LatentSDE], its prior SDE: the generative model) at the
+    Samples `marginals.samples` paths of the model from its prior (for a
+    [`LatentSDE`][odezoo.nn.LatentSDE], the prior SDE: the generative model) at the
     marginals' times and measures, at each time `t`:
 
     - `w1_t{t}`: the Wasserstein-1 distance of the model's samples to the exact law
@@ -77,7 +77,9 @@ def evaluate_marginals(
 
     Arguments:
 
-    - `model`: a [`LatentSDE`][odezoo.nn.LatentSDE] with one data channel.
+    - `model`: a latent model ([`AbstractLatentModel`][odezoo.nn.AbstractLatentModel],
+      e.g. a [`LatentSDE`][odezoo.nn.LatentSDE] or a [`LatentODE`][odezoo.nn.LatentODE])
+      with one data channel.
     - `marginals`: the [`GaussianMarginals`][odezoo.metrics.GaussianMarginals].
     - `key`: the sampling key (default `jax.random.key(0)`).
 
@@ -95,10 +97,10 @@ def evaluate_marginals(
     metrics = evaluate_marginals(model, law)   # untrained: far from the floor
     ```
     """
-    if not isinstance(model, LatentSDE):
+    if not isinstance(model, AbstractLatentModel):
         raise InputError(
-            f"marginals are compared for a LatentSDE (a model that samples paths), got "
-            f"{type(model).__name__}"
+            "marginals are compared for a latent model that samples paths (a LatentSDE or "
+            f"a LatentODE), got {type(model).__name__}"
         )
     if model.in_shape != (1,):
         raise InputError(f"Gaussian marginals are 1-D; the model has {model.in_shape[0]} channels")

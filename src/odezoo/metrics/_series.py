@@ -24,9 +24,9 @@ from ..train._losses import Loss, get_loss
 from ..train._series_losses import (
     elbo_loss,
     forecast_mse,
+    observed_and_targets,
     series_cross_entropy,
     series_mse,
-    split_batch,
 )
 
 Sums = dict[str, tuple[Array, Array]]
@@ -127,11 +127,10 @@ def forecast_errors(pred: Array, series: IrregularSeries, targets: IrregularSeri
 def _forecast_sums(model, batch: tuple) -> tuple[Sums, Any]:
     """Interpolation and extrapolation errors of a forecaster on a 6-tuple batch, or
     its reconstruction error (`mse`) on `(times, values, mask)`."""
-    if len(batch) == 6:
-        series, targets = split_batch(batch)
+    series, targets = observed_and_targets(batch, "forecast")
+    if targets is not None:
         pred, stats = model.predict(series, targets.times)
         return forecast_errors(pred, series, targets), stats
-    series = as_series(batch[:3])
     pred, stats = model.predict(series, series.times)
     sq = jnp.where(series.mask > 0, (pred - series.values) ** 2, 0.0)
     return {"mse": (_per_series(sq), _per_series(series.mask))}, stats
@@ -143,11 +142,8 @@ def elbo_metrics(model, batch: tuple, key: PRNGKeyArray) -> tuple[Sums, Any]:
     errors of its posterior-mean predictions (see
     [`forecast_errors`][odezoo.metrics.forecast_errors]), whose solve statistics are the
     ones reported."""
-    if len(batch) == 6:
-        series, targets = split_batch(batch, "elbo")
-        elbo, stats = model.elbo(series, targets, key=key)
-    else:
-        elbo, stats = model.elbo(as_series(batch[:3]), key=key)
+    series, targets = observed_and_targets(batch, "elbo")
+    elbo, stats = model.elbo(series, targets, key=key)
     sums: Sums = {"loss": (-elbo, _ones(elbo))}
     if isinstance(model, AbstractForecaster):
         errors, stats = _forecast_sums(model, batch)

@@ -5,8 +5,10 @@ from ._adapt import FunctionDynamics as FunctionDynamics
 from ._adapt import NNXDynamics as NNXDynamics
 from ._adapt import as_dynamics as as_dynamics
 from ._base import AbstractForecaster as AbstractForecaster
+from ._base import AbstractLatentModel as AbstractLatentModel
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractODEModel as AbstractODEModel
+from ._base import AbstractSDEModel as AbstractSDEModel
 from ._base import ODEProblem as ODEProblem
 from ._base import count_parameters as count_parameters
 from ._cde import NeuralCDE as NeuralCDE

@@ -223,9 +223,10 @@ class AbstractModel(eqx.Module):
         _wrap_public_methods(cls)
 
     @property
+    @abc.abstractmethod
     def name(self) -> str:
-        """A short description of the model, used in error messages."""
-        return f"{type(self).__name__}(in_shape={self.in_shape})"
+        """A short description of the model, used in error messages, e.g.
+        `"ODENet(in_shape=(1,), augment=0)"`."""
 
     @abc.abstractmethod
     def apply(
@@ -270,7 +271,10 @@ class AbstractModel(eqx.Module):
     ) -> "AbstractModel":
         """A copy whose ODE (`ode_model()`) uses another solver, or some changed solver
         fields: how a trained model trades speed for precision at test time, without
-        retraining. Raises [`InputError`][odezoo.InputError] for a model without an ODE.
+        retraining. Every solver of the ODE part is replaced (a
+        [`LatentODE`][odezoo.nn.LatentODE]'s encoder and decoder share one). Raises
+        [`InputError`][odezoo.InputError] for a model without an ODE. Final: models do
+        not override it.
 
         Arguments:
 
@@ -313,7 +317,12 @@ class AbstractModel(eqx.Module):
                 f"with_solver expects an odezoo.Solver or a diffrax solver, got "
                 f"{type(solver).__name__}"
             )
-        return eqx.tree_at(lambda m: m.ode_model().solver, self, new)
+        # Every Solver of the ODE part changes (a latent ODE's encoder shares its solver).
+        is_solver = lambda x: isinstance(x, Solver)
+        swap = lambda part: jax.tree_util.tree_map(
+            lambda x: new if is_solver(x) else x, part, is_leaf=is_solver
+        )
+        return eqx.tree_at(lambda m: m.ode_model(), self, swap(ode))
 
 
 _wrap_public_methods(AbstractModel)
@@ -377,3 +386,33 @@ class AbstractForecaster(AbstractModel):
         observations `series` (an [`IrregularSeries`][odezoo.nn.IrregularSeries]), and
         the solve statistics (or `None`). Without a `key`, deterministic (a latent
         model uses its posterior mean)."""
+
+
+class AbstractLatentModel(AbstractODEModel):
+    """A latent-variable model of irregular time series (a variational autoencoder over
+    paths): it is trained by its evidence lower bound, and it is generative, sampling
+    paths from its prior. The ELBO loss (`odezoo.losses.elbo_loss`), the ELBO metrics
+    and the marginal-law evaluation
+    ([`evaluate_marginals`][odezoo.metrics.evaluate_marginals]) take any such model.
+    """
+
+    @abc.abstractmethod
+    def elbo(
+        self, series: Any, targets: Any = None, *, key: PRNGKeyArray
+    ) -> tuple[Array, SolveStats]:
+        """The evidence lower bound per series, `(B,)` (one posterior sample from
+        `key`), of `targets` given the observations `series` (both
+        [`IrregularSeries`][odezoo.nn.IrregularSeries]; `targets` defaults to `series`
+        itself: reconstruction), and the solve statistics."""
+
+    @abc.abstractmethod
+    def sample(self, ts: Array, n: int, *, key: PRNGKeyArray, latent: bool = False) -> Array:
+        """`n` paths from the prior at times `ts` (increasing, `>= t0`): the values
+        `(n, T, C)`, or the latent states `(n, T, latent_size)` when `latent`."""
+
+
+class AbstractSDEModel(AbstractLatentModel):
+    """A latent model whose paths solve a stochastic differential equation. A solve
+    depends on its Brownian motion, so no float64 or finer-step solve follows the same
+    path: `odezoo.bench.benchmark_adjoints` measures no gradient
+    error for such a model."""

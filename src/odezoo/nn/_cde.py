@@ -45,7 +45,7 @@ def control_path(series: IrregularSeries, interpolation: str = "cubic") -> tuple
     `diffrax.LinearInterpolation(s, coeffs)`.
     """
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {INTERPOLATIONS}")
+        raise InputError(f"unknown interpolation {interpolation!r}; choose one of {INTERPOLATIONS}")
     times, values, mask = series
     s = jnp.arange(times.shape[1], dtype=values.dtype)
 
@@ -170,7 +170,7 @@ class NeuralCDE(AbstractODEModel):
         key: PRNGKeyArray,
     ):
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(
+            raise InputError(
                 f"unknown interpolation {interpolation!r}; choose one of {INTERPOLATIONS}"
             )
         ikey, fkey, rkey = jax.random.split(key, 3)

@@ -107,6 +107,10 @@ class Classifier(AbstractModel):
         self.head = head
         self.in_shape = in_shape
 
+    @property
+    def name(self) -> str:
+        return f"Classifier(in_shape={self.in_shape})"
+
     def ode_model(self) -> AbstractODEModel | None:
         """The block's ODE model (`None` when the block solves no ODE)."""
         return self.block.ode_model()

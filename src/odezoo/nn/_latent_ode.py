@@ -17,7 +17,7 @@ from .._random import standard_normal
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
-from ._base import AbstractForecaster, AbstractODEModel, ODEProblem
+from ._base import AbstractForecaster, AbstractLatentModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._ode_rnn import ODERNN, HiddenField, hidden_dynamics
 
@@ -35,7 +35,7 @@ def gaussian_kl(mean: Array, std: Array, prior_mean=0.0, prior_std=1.0) -> Array
     return jnp.sum(kl, axis=-1)
 
 
-class LatentODE(AbstractODEModel, AbstractForecaster):
+class LatentODE(AbstractLatentModel, AbstractForecaster):
     """Latent ODE (Rubanova et al. 2019; Chen et al. 2018): a variational autoencoder of
     irregular time series. An [`ODERNN`][odezoo.nn.ODERNN] encoder reads the observations
     backwards in time, down to `t0`, giving `q(z0) = N(mean, std**2)`; the decoder
@@ -107,7 +107,7 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
         key: PRNGKeyArray,
     ):
         if not obs_std > 0:
-            raise ValueError(f"obs_std must be positive, got {obs_std!r}")
+            raise InputError(f"obs_std must be positive, got {obs_std!r}")
         ekey, dkey, rkey = jax.random.split(key, 3)
         solver = Solver() if solver is None else solver
         self.encoder = ODERNN(
@@ -133,10 +133,6 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
     @property
     def name(self) -> str:
         return f"LatentODE(data_size={self.in_shape[0]}, latent_size={self.latent_size})"
-
-    def with_solver(self, solver=None, **changes):
-        new = super().with_solver(solver, **changes)
-        return eqx.tree_at(lambda m: m.encoder.solver, new, new.solver)
 
     def posterior(self, series: IrregularSeries) -> tuple[Array, Array, SolveStats]:
         """`(mean, std, stats)` of `q(z0 | series)`, each `(B, latent_size)`.
@@ -211,6 +207,21 @@ class LatentODE(AbstractODEModel, AbstractForecaster):
         pred, dec = self.decode(self._z0(mean, std, key), targets.times)
         ll = gaussian_log_likelihood(targets.values, pred, targets.mask, self.obs_std)
         return ll - gaussian_kl(mean, std), SolveStats.combine([enc, dec])
+
+    def sample(self, ts: Array, n: int, *, key: PRNGKeyArray, latent: bool = False) -> Array:
+        """`n` paths from the prior, `z0 ~ N(0, I)` decoded at times `ts` (increasing,
+        `>= t0`): the values `(n, T, C)`, or the latent states `(n, T, latent_size)`
+        when `latent`."""
+        ts = jnp.asarray(ts)
+        z0 = standard_normal(key, (n, self.latent_size), self.readout.weight.dtype)
+        t1 = jnp.maximum(ts[-1], self.t0 + 1e-6)
+        zs, stats = solve(
+            self.solver, HiddenField(self.decoder), z0, t0=self.t0, t1=t1, ts=ts, batched=True
+        )
+        zs = jnp.swapaxes(
+            check_solution(zs, stats, what=self.name, solver=self.solver, t0=self.t0, t1=t1), 0, 1
+        )
+        return zs if latent else jax.vmap(jax.vmap(self.readout))(zs)
 
     def ode(self, x) -> ODEProblem:
         """The decoder's latent ODE from the posterior mean of `z0`, over `[t0, last time]`."""

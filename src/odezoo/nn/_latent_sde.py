@@ -11,13 +11,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._errors import InputError
 from .._random import standard_normal
 from .._sde import solve_sde
 from .._solve import check_solution
 from .._solver import Solver
 from .._stats import SolveStats
 from ._adapt import as_dynamics, check_dynamics
-from ._base import AbstractODEModel, ODEProblem
+from ._base import AbstractSDEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._latent_ode import gaussian_kl, gaussian_log_likelihood
 from ._odenet import DynamicsField
@@ -95,7 +96,7 @@ def _user_field(dynamics, size: int, what: str) -> DynamicsField:
     return DynamicsField(dynamics)
 
 
-class LatentSDE(AbstractODEModel):
+class LatentSDE(AbstractSDEModel):
     """Latent SDE (Li et al. 2020, "Scalable gradients for stochastic differential
     equations"): a prior SDE `dz = f(t, z) dt + g(z) dW` with `z0 ~ N(m, s**2)` (learned),
     a posterior SDE `dz = h(t, z, c(t)) dt + g(z) dW` conditioned on a context `c(t)`
@@ -179,7 +180,7 @@ class LatentSDE(AbstractODEModel):
         key: PRNGKeyArray,
     ):
         if not obs_std > 0:
-            raise ValueError(f"obs_std must be positive, got {obs_std!r}")
+            raise InputError(f"obs_std must be positive, got {obs_std!r}")
         keys = jax.random.split(key, 6)
         act = activation
         self.encoder = eqx.nn.GRUCell(2 * data_size + 1, hidden_size, key=keys[0])

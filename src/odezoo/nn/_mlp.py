@@ -41,6 +41,20 @@ def linear_stack(
     )
 
 
+class DenseStack(eqx.Module):
+    """Linear layers with `activation` between them, on one example, without an input
+    check: the layers of an [`MLP`][odezoo.MLP], as a block inside another model (a
+    [`ResNet`][odezoo.ResNet]'s default blocks)."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: Callable = eqx.field(static=True)
+
+    def __call__(self, x: Array) -> Array:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
 class MLP(AbstractModel):
     """A multilayer perceptron on vectors.
 
@@ -96,6 +110,10 @@ class MLP(AbstractModel):
         self.out_size = out_size
 
     @property
+    def name(self) -> str:
+        return f"MLP(in_shape={self.in_shape})"
+
+    @property
     def in_shape(self) -> tuple[int, ...]:
         """The shape of one example, `(in_size,)`."""
         return (self.in_size,)
@@ -103,9 +121,7 @@ class MLP(AbstractModel):
     def forward(self, x: Array) -> Array:
         """The output for one example, without the input check (for use inside other
         models, e.g. as a [`ResNet`][odezoo.ResNet]'s block)."""
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-        return self.layers[-1](x)
+        return DenseStack(self.layers, self.activation)(x)
 
     def __call__(self, x: Array) -> Array:
         """The output for one example of shape `(in_size,)`."""

@@ -12,7 +12,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._errors import InputError
 from ._arguments import as_int, as_shape
 from ._base import AbstractModel
-from ._mlp import MLP
+from ._mlp import MLP, DenseStack
 
 
 class ResNet(AbstractModel):
@@ -74,7 +74,7 @@ class ResNet(AbstractModel):
         if key is None:
             raise InputError("a key is needed to initialise the blocks")
         keys = jax.random.split(key, depth)
-        self.blocks = tuple(
+        mlps = (
             MLP(
                 self.in_shape[0],
                 self.in_shape[0],
@@ -87,19 +87,20 @@ class ResNet(AbstractModel):
             )
             for k in keys
         )
+        self.blocks = tuple(DenseStack(m.layers, m.activation) for m in mlps)
+
+    @property
+    def name(self) -> str:
+        return f"ResNet(in_shape={self.in_shape})"
 
     @property
     def size(self) -> int:
         """The input size (first dimension of the example shape)."""
         return self.in_shape[0]
 
-    @staticmethod
-    def _apply_block(block, x):
-        return block.forward(x) if isinstance(block, MLP) else block(x)
-
     def _forward(self, x: Array) -> Array:
         for block in self.blocks:
-            x = x + self._apply_block(block, x)
+            x = x + block(x)
         return x
 
     def __call__(self, x: Array) -> Array:
@@ -115,6 +116,6 @@ class ResNet(AbstractModel):
         x = self.check_input(x, batched=False)
         states = [x]
         for block in self.blocks:
-            x = x + self._apply_block(block, x)
+            x = x + block(x)
             states.append(x)
         return jnp.stack(states)

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._errors import InputError
+
 
 class BatchSource:
     """Draws one training batch per step from `data`, inside the jitted train step.
@@ -25,7 +27,7 @@ class BatchSource:
     def __init__(self, data: Any, batch_size: int | None):
         if callable(data):
             if batch_size is None:
-                raise ValueError("batch_size is required when data is a sampler function")
+                raise InputError("batch_size is required when data is a sampler function")
             self.sampler: Callable | None = data
             self.arrays: tuple = ()
             self.size = None
@@ -35,23 +37,23 @@ class BatchSource:
             if not isinstance(data, tuple):
                 data = (data,)
             if not data:
-                raise ValueError("data must hold at least one array: (x,) or (x, y)")
+                raise InputError("data must hold at least one array: (x,) or (x, y)")
             arrays = tuple(np.asarray(a) if not isinstance(a, jax.Array) else a for a in data)
             sizes = {int(a.shape[0]) if a.ndim else -1 for a in arrays}
             if len(sizes) != 1 or -1 in sizes:
                 shapes = [tuple(a.shape) for a in arrays]
-                raise ValueError(f"data arrays need a common leading (example) axis; got {shapes}")
+                raise InputError(f"data arrays need a common leading (example) axis; got {shapes}")
             self.sampler = None
             self.arrays = arrays
             self.size = sizes.pop()
             if batch_size is None:
                 batch_size = self.size
             if batch_size > self.size:
-                raise ValueError(
+                raise InputError(
                     f"batch_size {batch_size} exceeds the {self.size} training examples"
                 )
         if not (isinstance(batch_size, int | np.integer) and batch_size > 0):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = int(batch_size)
 
     @property
@@ -83,7 +85,7 @@ class Draw:
             batch = tuple(batch) if isinstance(batch, tuple | list) else (batch,)
             for leaf in batch:
                 if leaf.shape[:1] != (self.batch_size,):
-                    raise ValueError(
+                    raise InputError(
                         f"the sampler returned an array of shape {leaf.shape} for "
                         f"batch_size {self.batch_size}"
                     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jax
 
+from .._errors import InputError
+
 
 def initialize_distributed(
     coordinator_address: str | None = None,
@@ -47,13 +49,13 @@ def initialize_distributed(
     if coordinator_address is None and (num_processes is None or num_processes == 1):
         return False
     if coordinator_address is None or num_processes is None or process_id is None:
-        raise ValueError(
+        raise InputError(
             "a multi-process run needs all of coordinator_address, num_processes and process_id"
         )
     if not (isinstance(num_processes, int) and num_processes >= 1):
-        raise ValueError(f"num_processes must be a positive int, got {num_processes!r}")
+        raise InputError(f"num_processes must be a positive int, got {num_processes!r}")
     if not (isinstance(process_id, int) and 0 <= process_id < num_processes):
-        raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id!r}")
+        raise InputError(f"process_id must be in [0, {num_processes}), got {process_id!r}")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address,

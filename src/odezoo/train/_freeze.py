@@ -8,6 +8,8 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from .._errors import InputError
+
 
 def trainable_spec(model, trainable: Any = None):
     """A filter spec (pytree of bools, shaped like `model`) marking the trained leaves.
@@ -46,7 +48,7 @@ def trainable_spec(model, trainable: Any = None):
                 where, false, replace_fn=lambda node: jax.tree_util.tree_map(lambda _: True, node)
             )
         except Exception as e:
-            raise ValueError(
+            raise InputError(
                 f"`trainable` must pick parts of the model (e.g. `lambda m: m.head`): {e}"
             ) from e
     else:

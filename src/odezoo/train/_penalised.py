@@ -35,6 +35,10 @@ class _Regularised(AbstractModel):
     def in_shape(self) -> tuple[int, ...]:
         return self.model.in_shape
 
+    @property
+    def name(self) -> str:
+        return self.model.name
+
     def apply(self, xs, *, key=None):
         out, values, stats = self.model.apply_regularised(xs, self.regularisation, key=key)
         return out, (stats, values)

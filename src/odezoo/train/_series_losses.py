@@ -53,13 +53,23 @@ def elbo_loss(model, batch: tuple, key: PRNGKeyArray):
     value, stats = elbo_loss(model, (times, values, mask), jax.random.key(2))
     ```
     """
-    if isinstance(batch, tuple) and len(batch) == 6:
-        series, targets = as_series(batch[:3]), IrregularSeries(*as_series(batch[3:]))
-    else:
-        series, _ = _split(batch, 0, "elbo")
-        targets = None
+    series, targets = observed_and_targets(batch, "elbo")
     elbo, stats = model.elbo(series, targets, key=key)
     return -jnp.mean(elbo), stats
+
+
+def observed_and_targets(
+    batch: tuple, name: str = "elbo"
+) -> tuple[IrregularSeries, IrregularSeries | None]:
+    """The two layouts of a batch of series, read in one place: `(times, values, mask)`
+    gives `(series, None)` (reconstruct the series itself), and the 6-tuple of
+    [`odezoo.data.split_series`][odezoo.data.split_series] gives `(observed, targets)`
+    (encode the first, predict the second). Anything else raises an
+    [`InputError`][odezoo.InputError] naming the `name` loss or metric."""
+    if isinstance(batch, tuple) and len(batch) == 6:
+        return split_batch(batch, name)
+    series, _ = _split(batch, 0, name)
+    return series, None
 
 
 def split_batch(batch: tuple, name: str = "forecast") -> tuple[IrregularSeries, IrregularSeries]:

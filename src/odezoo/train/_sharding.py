@@ -9,6 +9,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .._errors import InputError
+
 DATA_AXIS = "data"
 
 
@@ -38,7 +40,7 @@ def data_mesh(batch_size: int | None = None, devices=None) -> Mesh:
     n = len(devices)
     if batch_size is not None and batch_size % n:
         if jax.process_count() > 1:
-            raise ValueError(
+            raise InputError(
                 f"batch_size {batch_size} is not divisible by the {n} devices of this "
                 "multi-process run; choose a multiple of the device count"
             )

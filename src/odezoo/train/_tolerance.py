@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 
+from .._errors import InputError
 from .._solver import Solver
 from ..nn._base import AbstractModel
 
@@ -41,12 +42,12 @@ def piecewise_tolerance(points: Sequence[tuple[int, dict[str, Any]]]) -> Toleran
     pts = []
     for item in points:
         if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[1], dict)):
-            raise ValueError(
+            raise InputError(
                 f"tolerance schedule points are [step, {{field: value}}], got {item!r}"
             )
         pts.append((int(item[0]), dict(item[1])))
     if [p[0] for p in pts] != sorted(p[0] for p in pts):
-        raise ValueError("tolerance schedule steps must be increasing")
+        raise InputError("tolerance schedule steps must be increasing")
 
     def schedule(step: int):
         current = None
@@ -71,7 +72,7 @@ def resolve_changes(schedule: ToleranceSchedule | Sequence | None, step: int):
         return {"rtol": float(changes[0]), "atol": float(changes[1])}
     if isinstance(changes, dict):
         return dict(changes)
-    raise ValueError(
+    raise InputError(
         f"a tolerance schedule must return a dict of solver changes, (rtol, atol) or None; "
         f"got {changes!r} at step {step}"
     )

@@ -21,6 +21,7 @@ import math
 import os
 import re
 
+from .._errors import ConfigError
 from .._format import format_number
 from ._registry import CARD, METRICS, entry_dir
 
@@ -165,10 +166,10 @@ def write_card_tolerances(name: str | os.PathLike, tolerances: dict[str, dict]) 
     card = json.loads((folder / METRICS).read_text())
     missing = set(card["metrics"]) - set(tolerances)
     if missing:
-        raise ValueError(f"no tolerance for {sorted(missing)} of {name}")
+        raise ConfigError(f"no tolerance for {sorted(missing)} of {name}")
     text = (folder / CARD).read_text()
     if not _SECTION.search(text):
-        raise ValueError(f"{folder / CARD} has no metrics table to update")
+        raise ConfigError(f"{folder / CARD} has no metrics table to update")
     card["tolerances"] = {k: tolerances[k] for k in card["metrics"]}
     (folder / METRICS).write_text(json.dumps(card, indent=2) + "\n")
     rendered = "\n".join(metrics_section(card)) + "\n"

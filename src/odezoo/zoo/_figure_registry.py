@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ..nn import ODENet
+from .._errors import ConfigError
 from . import _figures
 from ._registry import TRAINING_LOG, card_meta, entry_dir, load
 
@@ -75,7 +75,7 @@ def register_figures(data_name: str, maker: FigureMaker, *, replace: bool = Fals
     ```
     """
     if data_name in FIGURES and not replace:
-        raise ValueError(
+        raise ConfigError(
             f"figures for data {data_name!r} are registered already; pass replace=True"
         )
     FIGURES[data_name] = maker
@@ -102,7 +102,7 @@ def _cubic_figures(c: FigureContext) -> list[tuple[str, str]]:
             pass
     _figures.seed_figure(models, x, y, c.folder / "predictions.png")
     out = [("predictions.png", "Data (green) and predictions on [-3, 3].")]
-    if isinstance(c.model, ODENet):
+    if c.model.ode_model() is not None:
         _figures.trajectory_figure(c.model, x, c.folder / "trajectories.png")
         out.append(("trajectories.png", "Activation trajectories over time / depth."))
     return out

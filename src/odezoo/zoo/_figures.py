@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._solve import solve
+
 
 def _figure(*, ncols: int, width: float = 4.5, height: float = 4.0) -> tuple[Figure, list]:
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
@@ -51,19 +53,23 @@ def seed_figure(models: dict, x, y, path=None) -> Figure:
 
 
 def trajectory_figure(model, x, path=None, *, title: str | None = None) -> Figure:
-    """Activation trajectories of a 1-D ODE-Net: x axis "input / output", y axis
+    """Activation trajectories of a 1-D ODE model: x axis "input / output", y axis
     "time / depth", 200 time points. With augmentation, the augmented coordinate is
     drawn in a second panel.
 
     Arguments:
 
-    - `model`: an [`ODENet`][odezoo.ODENet] on 1-D inputs.
+    - `model`: a model with an ODE part (`model.ode_model()`, e.g. an
+      [`ODENet`][odezoo.ODENet]) on 1-D inputs, whose state is one array.
     - `x`: inputs `(N, 1)`.
     - `path`: where to save the PNG (optional).
     - `title`: an optional title.
     """
-    ts = jnp.linspace(model.t0, model.t1, 200)
-    traj = eqx.filter_jit(lambda m, a, t: m.trajectory(a, t))(model, x, ts)  # (T, N, S)
+    ode = model.ode_model()
+    field, y0, t0, t1, batched = ode.ode(jnp.asarray(x))
+    ts = jnp.linspace(t0, t1, 200)
+    solve_at = lambda s, f, y, t: solve(s, f, y, t0=t0, t1=t1, ts=t, batched=batched)[0]
+    traj = eqx.filter_jit(solve_at)(ode.solver, field, y0, ts)  # (T, N, S)
     ncols = 2 if traj.shape[-1] > 1 else 1
     fig, axes = _figure(ncols=ncols)
     for i in range(traj.shape[1]):
