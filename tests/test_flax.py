@@ -273,3 +273,12 @@ def test_bad_dynamics_raise_odezoo_errors_that_say_what_to_change():
         odezoo.CNF(2, dynamics=(wrong_out,), key=key)
     with pytest.raises(odezoo.InputError, match="NeuralCDE field"):
         NeuralCDE(1, hidden_size=4, field=NNXConcatMLP(4, 8, rngs=nnx.Rngs(0)), key=key)
+
+
+def test_custom_dynamics_are_not_config_keys():
+    # A config holds data; a Python module or function cannot be one of its values.
+    from odezoo.config._models import MODEL_FAMILIES
+
+    for family in ("cnf", "ode_rnn", "latent_ode", "neural_cde", "latent_sde"):
+        keys = set(MODEL_FAMILIES[family].defaults())
+        assert not keys & {"dynamics", "field", "drift", "diffusion"}, (family, keys)

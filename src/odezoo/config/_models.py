@@ -465,9 +465,10 @@ register_family(
 register_model("cnf", CNF, exclude=("dynamics",), solver=Solver(rtol=1e-5, atol=1e-5))
 register_family(_ClassifierFamily("classifier", Classifier))
 # The continuous-time series families: their config keys are their constructors' own
-# keyword arguments, so each registers in one line.
-register_model("ode_rnn", ODERNN)
-register_model("latent_ode", LatentODE)
-register_model("neural_cde", NeuralCDE)
-register_model("latent_sde", LatentSDE)
+# keyword arguments, so each registers in one line; custom dynamics (Python objects,
+# odezoo.nn.as_dynamics) are not config keys.
+register_model("ode_rnn", ODERNN, exclude=("dynamics",))
+register_model("latent_ode", LatentODE, exclude=("dynamics",))
+register_model("neural_cde", NeuralCDE, exclude=("field",))
+register_model("latent_sde", LatentSDE, exclude=("drift", "diffusion"))
 register_model("gru_seq2seq", GRUSeq2Seq)
