@@ -278,7 +278,8 @@ def test_reproduce_entry_says_reproduced_or_not(tmp_path, monkeypatch, capsys):
     reproduces (bit for bit on one machine); after tampering with the card it does not,
     and the command exits with status 1."""
     from odezoo.cli import main as odezoo_main
-    from odezoo.zoo import _reproduce, build_entry, fast_entries, reproduce_entry, source_version
+    from odezoo.internal import fast_entries, source_version
+    from odezoo.zoo import _reproduce, build_entry, reproduce_entry
 
     monkeypatch.setenv("ODEZOO_ZOO_PATH", str(tmp_path / "zoo"))
     name = _tiny_entry(tmp_path / "zoo")
