@@ -145,3 +145,14 @@ def test_python_m_odezoo_bench_is_the_odezoo_command():
     assert proc.stdout.startswith("usage: odezoo bench"), proc.stdout[:200]
     main = (SRC / "odezoo" / "bench" / "__main__.py").read_text()
     assert "from ..cli import main" in main
+
+
+def test_no_module_in_src_is_over_600_lines():
+    # One concept per file (issue 21): a module past 600 lines is holding several.
+    src = Path(__file__).resolve().parents[1] / "src" / "odezoo"
+    long = {
+        str(p.relative_to(src)): n
+        for p in src.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert not long, long
