@@ -206,20 +206,22 @@ def as_dynamics(dynamics, params: PyTree | None = None, *, time_first: bool = Tr
     )
 
 
-def check_dynamics(
+def model_dynamics(
     dynamics,
-    t,
     shape: tuple[int, ...],
-    dtype,
     *,
     what: str,
+    t=0.0,
     out_shapes: tuple[tuple[int, ...], ...] | None = None,
-) -> None:
-    """Raise an [`InputError`][odezoo.InputError] unless `dynamics(t, y)` for a state `y`
-    of `shape` returns one array of that shape, or of one of `out_shapes` when given
-    (checked abstractly: nothing runs)."""
+) -> eqx.Module:
+    """`as_dynamics(dynamics)`, after checking that `f(t, y)` for a state `y` of `shape`
+    (in the default float dtype) returns one array of that shape, or of one of
+    `out_shapes` when given; otherwise an [`InputError`][odezoo.InputError] naming
+    `what`. The check is abstract (`jax.eval_shape`): nothing runs. Every model passes
+    the dynamics it is given through here."""
+    dynamics = as_dynamics(dynamics)
     out_shapes = (tuple(shape),) if out_shapes is None else out_shapes
-    y = jax.ShapeDtypeStruct(shape, dtype)
+    y = jax.ShapeDtypeStruct(shape, jnp.result_type(float))
     try:
         out = jax.eval_shape(lambda y: dynamics(t, y), y)
     except Exception as e:  # the user's code failed on a state of this shape
@@ -237,3 +239,4 @@ def check_dynamics(
             f"{what}: its dynamics return shape {out.shape} for a state of shape {shape}; "
             f"they must return shape {wanted} (change the last layer's size)"
         )
+    return dynamics

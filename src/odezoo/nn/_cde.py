@@ -14,7 +14,7 @@ from .._errors import InputError
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
-from ._adapt import Autonomous, as_dynamics, check_dynamics
+from ._adapt import Autonomous, model_dynamics
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
 
@@ -189,12 +189,9 @@ class NeuralCDE(AbstractODEModel):
                 )
             )
         else:
-            net = as_dynamics(field)
-            check_dynamics(
-                net,
-                0.0,
+            net = model_dynamics(
+                field,
                 (hidden_size,),
-                jnp.result_type(float),
                 what="NeuralCDE field",
                 out_shapes=((hidden_size, channels), (hidden_size * channels,)),
             )

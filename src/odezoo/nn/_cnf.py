@@ -18,7 +18,7 @@ from .._regularisation import Regularisation, penalised_solve
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
-from ._adapt import as_dynamics, check_dynamics
+from ._adapt import model_dynamics
 from ._arguments import as_bool, as_float, as_int
 from ._base import AbstractODEModel, ODEProblem
 from ._dynamics import ConcatSquashMLP
@@ -173,9 +173,10 @@ class CNF(AbstractODEModel):
             dynamics = tuple(dynamics)
             if len(dynamics) != num_blocks:
                 raise InputError(f"got {len(dynamics)} dynamics modules for {num_blocks} blocks")
-            dynamics = tuple(as_dynamics(d) for d in dynamics)
-            for i, d in enumerate(dynamics):
-                check_dynamics(d, 0.0, (data_size,), jnp.result_type(float), what=f"CNF block {i}")
+            dynamics = tuple(
+                model_dynamics(d, (data_size,), what=f"CNF block {i}")
+                for i, d in enumerate(dynamics)
+            )
         regularize = kinetic > 0 or jacobian > 0
         self.fields = tuple(
             CNFField(d, jnp.asarray(math.sqrt(time)), trace, probe, regularize, learn_time)

@@ -17,7 +17,7 @@ from .._sde import solve_sde
 from .._solve import check_solution
 from .._solver import Solver
 from .._stats import SolveStats
-from ._adapt import as_dynamics, check_dynamics
+from ._adapt import model_dynamics
 from ._base import AbstractSDEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series, gather_union, union_times
 from ._latent_ode import gaussian_kl, gaussian_log_likelihood
@@ -91,9 +91,7 @@ class _PosteriorDiffusion(eqx.Module):
 
 def _user_field(dynamics, size: int, what: str) -> DynamicsField:
     """A user's `f(t, z)` on the latent state as a diffrax field (shape-checked)."""
-    dynamics = as_dynamics(dynamics)
-    check_dynamics(dynamics, 0.0, (size,), jnp.result_type(float), what=what)
-    return DynamicsField(dynamics)
+    return DynamicsField(model_dynamics(dynamics, (size,), what=what))
 
 
 class LatentSDE(AbstractSDEModel):

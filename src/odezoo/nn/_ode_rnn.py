@@ -13,7 +13,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
-from ._adapt import Autonomous, as_dynamics, check_dynamics
+from ._adapt import Autonomous, model_dynamics
 from ._base import AbstractODEModel, ODEProblem
 from ._irregular import IrregularSeries, as_series
 
@@ -44,13 +44,11 @@ class RescaledField(eqx.Module):
 
 def hidden_dynamics(dynamics, size, width_size, depth, activation, *, key, what):
     """The dynamics `f(t, h)` of a hidden state of `size`: the user's (through
-    `as_dynamics`, shape-checked), or the default autonomous MLP."""
+    `model_dynamics`, shape-checked), or the default autonomous MLP."""
     if dynamics is None:
         mlp = eqx.nn.MLP(size, size, width_size, depth, activation=activation, key=key)
         return Autonomous(mlp)
-    dynamics = as_dynamics(dynamics)
-    check_dynamics(dynamics, 0.0, (size,), jnp.result_type(float), what=what)
-    return dynamics
+    return model_dynamics(dynamics, (size,), what=what)
 
 
 class ODERNN(AbstractODEModel):

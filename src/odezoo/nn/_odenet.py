@@ -14,7 +14,7 @@ from .._regularisation import Regularisation, penalised_solve
 from .._solve import check_solution, solve
 from .._solver import Solver
 from .._stats import SolveStats
-from ._adapt import as_dynamics, check_dynamics
+from ._adapt import model_dynamics
 from ._arguments import as_float, as_int, as_shape
 from ._base import AbstractODEModel, ODEProblem, check_times
 from ._dynamics import ConcatMLP
@@ -130,12 +130,10 @@ class ODENet(AbstractODEModel):
                 key=dkey,
             )
         else:
-            dynamics = as_dynamics(dynamics)
-            check_dynamics(
+            dynamics = model_dynamics(
                 dynamics,
-                t0,
                 (state_size, *in_shape[1:]),
-                jnp.result_type(float),
+                t=t0,
                 what=f"ODENet(in_shape={in_shape}, augment={augment})",
             )
         self.dynamics = dynamics
