@@ -54,6 +54,17 @@ def _chunks(x: np.ndarray, size: int):
         yield i, xb, m
 
 
+def _raise_if_failed(failed, start: str) -> None:
+    """A [`SolverError`][odezoo.SolverError] naming how the solve of the test batch
+    starting at `start` ended, if it failed (`failed` as a solve's statistics carry it)."""
+    if failed is not None and int(failed):
+        result = result_of_code(failed)
+        raise SolverError(
+            f"evaluation failed on the test batch starting at {start}: {SolveResult[result]}",
+            cause=result_name(result),
+        )
+
+
 def evaluate(
     model,
     data: tuple,
@@ -129,13 +140,7 @@ def evaluate(
     outs, nfes = [], []
     for i, xb, m in _chunks(x, batch_size):
         out, nfe, failed = _forward(model, jnp.asarray(xb), key)
-        if failed is not None and int(failed):
-            result = result_of_code(failed)
-            raise SolverError(
-                f"evaluation failed on the test batch starting at example {i}: "
-                f"{SolveResult[result]}",
-                cause=result_name(result),
-            )
+        _raise_if_failed(failed, f"example {i}")
         outs.append(np.asarray(out)[:m])
         if nfe is not None:
             nfes.append(float(nfe))
@@ -181,13 +186,7 @@ def _evaluate_series(model, data: tuple, metrics, batch_size: int, key) -> dict:
         m = min(size, n - i)
         weight = jnp.asarray(np.arange(size) < m, dtype=chunk[1].dtype)
         sums, nfe, failed = _series_forward(metrics, model, tuple(chunk), weight, key)
-        if failed is not None and int(failed):
-            result = result_of_code(failed)
-            raise SolverError(
-                f"evaluation failed on the test batch starting at series {i}: "
-                f"{SolveResult[result]}",
-                cause=result_name(result),
-            )
+        _raise_if_failed(failed, f"series {i}")
         for k, (num, den) in sums.items():
             acc = totals.setdefault(k, [0.0, 0.0])
             acc[0] += float(num)
