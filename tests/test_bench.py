@@ -342,14 +342,20 @@ def test_python_m_odezoo_bench_is_odezoo_bench():
     # same parser, the same one-line errors; without --entry it says where the built-in
     # workloads went.
     env = _env_with_src()
-    proc = subprocess.run(
-        [sys.executable, "-m", "odezoo.bench", "adjoints"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def bench(*args):
+        command = [sys.executable, "-m", "odezoo.bench", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    proc = bench("adjoints")
     assert proc.returncode == 1
     assert proc.stderr.startswith("odezoo bench: error: give --entry NAME_OR_RUN_DIR")
     assert "python benchmarks/run.py adjoints" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+    # Its --help is odezoo bench's, and __main__ calls odezoo.cli.main (no import circle
+    # between odezoo.cli and odezoo.bench).
+    helped = bench("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: odezoo bench"), helped.stdout[:200]
+    main = (SRC / "odezoo" / "bench" / "__main__.py").read_text()
+    assert "from ..cli import main" in main

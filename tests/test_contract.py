@@ -37,9 +37,7 @@ def test_latent_ode_samples_its_prior():
     assert values.shape == (7, 5, 1) and np.all(np.isfinite(values))
     # The same key, the same paths: the values are the readout of the latent states.
     z7 = model.sample(ts, 7, key=jax.random.key(1), latent=True)
-    np.testing.assert_allclose(
-        values, jax.vmap(jax.vmap(model.readout))(z7), rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(values, jax.vmap(jax.vmap(model.readout))(z7), rtol=1e-5, atol=1e-6)
 
 
 def test_marginals_take_any_latent_model_and_refuse_others():

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -129,22 +126,6 @@ def test_lazy_exports_are_written_once():
             lazy.append(init)
             assert "_EXPORTS = type_checking_exports(__file__)" in text, init
     assert len(lazy) >= 4, lazy
-
-
-def test_python_m_odezoo_bench_is_the_odezoo_command():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, "-m", "odezoo.bench", "--help"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: odezoo bench"), proc.stdout[:200]
-    main = (SRC / "odezoo" / "bench" / "__main__.py").read_text()
-    assert "from ..cli import main" in main
 
 
 def test_no_module_in_src_is_over_600_lines():
