@@ -92,7 +92,7 @@ def test_bench_exports_what_a_user_calls():
         "benchmark_adjoints",
         "entry_problem",
     }
-    # The machine a report records is odezoo's internals' (issue 21), not a user's call.
+    # The machine a report records is odezoo's internals', not a user's call.
     from odezoo import internal
     from odezoo.bench import _report
 

@@ -139,7 +139,7 @@ def _failing(name):
     ["odenet", "cnf", "classifier", "ode_rnn", "latent_ode", "neural_cde", "latent_sde"],
 )
 def test_a_failed_solve_is_a_solver_error_for_every_family(name):
-    """The base class wraps every public method of every family (issue 21): a solve out of
+    """The base class wraps every public method of every family: a solve out of
     steps, outside `jit`, raises `odezoo.SolverError` with odezoo's message alone."""
     with pytest.raises(odezoo.SolverError, match="max_steps") as info:
         _failing(name)()

@@ -1,4 +1,4 @@
-"""The public surface (issue 21): small namespaces, one for each concept, and the internals
+"""The public surface: small namespaces, one for each concept, and the internals
 in `odezoo.internal`, as equinox keeps `equinox.internal`."""
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_lazy_exports_are_written_once():
 
 
 def test_no_module_in_src_is_over_600_lines():
-    # One concept per file (issue 21): a module past 600 lines is holding several.
+    # One concept per file: a module past 600 lines is holding several.
     src = Path(__file__).resolve().parents[1] / "src" / "odezoo"
     long = {
         str(p.relative_to(src)): n
